@@ -1,1 +1,19 @@
+//! The lake: one object store holding raw uploads, published frames, tables and queue state.
+//!
+//! - [`paths`] builds every object path (nowhere else formats one).
+//! - [`store`] opens the store from a URL (`file://`, `memory://`, `s3://`).
+//! - [`writer`] appends Parquet files to tables, partitioned by date, with GeoParquet metadata.
+//! - [`queue`] is the work-queue trait and its embedded backend.
+//! - `catalog` (feature `sql`) registers every table in a DataFusion `SessionContext`.
 
+#[cfg(feature = "sql")]
+pub mod catalog;
+pub mod error;
+pub mod paths;
+pub mod queue;
+pub mod store;
+pub mod writer;
+
+pub use error::{LakeError, Result};
+pub use queue::{EmbeddedQueue, Lease, WorkQueue};
+pub use store::Lake;

@@ -50,7 +50,11 @@ impl Default for GateConfig {
 impl GateConfig {
     /// Keyframe spacing at a speed.
     pub fn spacing_at(&self, speed: f64) -> f64 {
-        if speed > self.fast_speed { self.fast_spacing_m } else { self.spacing_m }
+        if speed > self.fast_speed {
+            self.fast_spacing_m
+        } else {
+            self.spacing_m
+        }
     }
 }
 
@@ -112,10 +116,16 @@ pub fn sample_gate(cfg: &GateConfig, s: &GnssSample) -> Result<(), GateReason> {
         return Err(GateReason::GnssNo3dFix);
     }
     if s.satellites < cfg.min_satellites {
-        return Err(GateReason::GnssFewSatellites { satellites: s.satellites, min: cfg.min_satellites });
+        return Err(GateReason::GnssFewSatellites {
+            satellites: s.satellites,
+            min: cfg.min_satellites,
+        });
     }
     if s.hdop > cfg.max_hdop {
-        return Err(GateReason::GnssHdopHigh { hdop: s.hdop, max: cfg.max_hdop });
+        return Err(GateReason::GnssHdopHigh {
+            hdop: s.hdop,
+            max: cfg.max_hdop,
+        });
     }
     Ok(())
 }
@@ -151,17 +161,27 @@ pub fn position_at(telemetry: &[GnssSample], t_ms: i64) -> Option<(FramePosition
 }
 
 /// Gates every frame of a capture. `frame_times` are in capture order.
-pub fn evaluate_frames(cfg: &GateConfig, telemetry: &[GnssSample], frame_times: &[i64]) -> Vec<FrameGate> {
+pub fn evaluate_frames(
+    cfg: &GateConfig,
+    telemetry: &[GnssSample],
+    frame_times: &[i64],
+) -> Vec<FrameGate> {
     let mut out = Vec::with_capacity(frame_times.len());
     let mut prev: Option<FramePosition> = None;
     for &t in frame_times {
         let Some((pos, a, b)) = position_at(telemetry, t) else {
-            out.push(FrameGate { position: None, verdict: Err(GateReason::GnssGap { gap_ms: 0 }) });
+            out.push(FrameGate {
+                position: None,
+                verdict: Err(GateReason::GnssGap { gap_ms: 0 }),
+            });
             continue;
         };
         let verdict = frame_verdict(cfg, telemetry, a, b, &pos, prev.as_ref());
         prev = Some(pos);
-        out.push(FrameGate { position: Some(pos), verdict });
+        out.push(FrameGate {
+            position: Some(pos),
+            verdict,
+        });
     }
     out
 }
@@ -190,17 +210,26 @@ fn frame_verdict(
     };
     let slow = pos.speed.min(travelled);
     if slow < cfg.min_speed {
-        return Err(GateReason::SpeedTooLow { speed: slow, min: cfg.min_speed });
+        return Err(GateReason::SpeedTooLow {
+            speed: slow,
+            min: cfg.min_speed,
+        });
     }
     let fast = pos.speed.max(travelled);
     if fast > cfg.max_speed {
-        return Err(GateReason::SpeedTooHigh { speed: fast, max: cfg.max_speed });
+        return Err(GateReason::SpeedTooHigh {
+            speed: fast,
+            max: cfg.max_speed,
+        });
     }
     if let Some(p) = prev {
         let distance_m = haversine_m(p.lat, p.lon, pos.lat, pos.lon);
         let limit_m = cfg.jump_factor * cfg.spacing_at(pos.speed.max(p.speed));
         if distance_m > limit_m {
-            return Err(GateReason::PositionJump { distance_m, limit_m });
+            return Err(GateReason::PositionJump {
+                distance_m,
+                limit_m,
+            });
         }
     }
     Ok(())
@@ -217,7 +246,10 @@ mod tests {
         (0..n)
             .map(|i| {
                 let (lat, lon) = destination(45.0, 13.0, 0.0, 8.0 * i as f64);
-                GnssSample { speed: 8.0, ..sample(i * 1000, lat, lon) }
+                GnssSample {
+                    speed: 8.0,
+                    ..sample(i * 1000, lat, lon)
+                }
             })
             .collect()
     }
@@ -241,17 +273,31 @@ mod tests {
         t[5].hdop = 6.0;
         t[7].speed = 0.0;
         let g = evaluate_frames(&cfg, &t, &[1000, 3000, 5000, 7000]);
-        let codes: Vec<_> = g.iter().map(|g| g.verdict.clone().err().map(|r| r.code())).collect();
+        let codes: Vec<_> = g
+            .iter()
+            .map(|g| g.verdict.clone().err().map(|r| r.code()))
+            .collect();
         assert_eq!(
             codes,
-            vec![Some("gnss_no_3d_fix"), Some("gnss_few_satellites"), Some("gnss_hdop_high"), Some("speed_too_low")]
+            vec![
+                Some("gnss_no_3d_fix"),
+                Some("gnss_few_satellites"),
+                Some("gnss_hdop_high"),
+                Some("speed_too_low")
+            ]
         );
         // Frames 3 s apart at 8 m/s are 24 m apart: over 2 × 8 m.
         let g = evaluate_frames(&cfg, &track(10), &[0, 1000, 4000]);
-        assert_eq!(g[2].verdict.clone().err().map(|r| r.code()), Some("position_jump"));
+        assert_eq!(
+            g[2].verdict.clone().err().map(|r| r.code()),
+            Some("position_jump")
+        );
         let mut t = track(10);
         t[9].t_ms = 20_000;
         let g = evaluate_frames(&cfg, &t, &[10_000]);
-        assert_eq!(g[0].verdict.clone().err().map(|r| r.code()), Some("gnss_gap"));
+        assert_eq!(
+            g[0].verdict.clone().err().map(|r| r.code()),
+            Some("gnss_gap")
+        );
     }
 }

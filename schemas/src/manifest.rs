@@ -176,7 +176,10 @@ impl CaptureManifest {
             return Err(ManifestError::NoFrames);
         }
         if self.frames.len() > MAX_FRAMES {
-            return Err(ManifestError::TooManyFrames { n: self.frames.len(), max: MAX_FRAMES });
+            return Err(ManifestError::TooManyFrames {
+                n: self.frames.len(),
+                max: MAX_FRAMES,
+            });
         }
         if self.telemetry.is_empty() {
             return Err(ManifestError::NoTelemetry);
@@ -208,7 +211,9 @@ impl CaptureManifest {
         if let Some(fov) = c.hfov_deg
             && !(fov.is_finite() && fov > 1.0 && fov < 180.0)
         {
-            return Err(ManifestError::InvalidCamera(format!("horizontal field of view {fov}°")));
+            return Err(ManifestError::InvalidCamera(format!(
+                "horizontal field of view {fov}°"
+            )));
         }
         if !(c.mount_height_m.is_finite() && (0.0..=10.0).contains(&c.mount_height_m)) {
             return Err(ManifestError::InvalidCamera(format!(
@@ -222,7 +227,10 @@ impl CaptureManifest {
     fn validate_telemetry(&self) -> Result<(), ManifestError> {
         let mut prev: Option<i64> = None;
         for (index, s) in self.telemetry.iter().enumerate() {
-            let bad = |what: &str| ManifestError::InvalidSample { index, what: what.to_owned() };
+            let bad = |what: &str| ManifestError::InvalidSample {
+                index,
+                what: what.to_owned(),
+            };
             if !(s.lat.is_finite() && (-90.0..=90.0).contains(&s.lat)) {
                 return Err(bad("latitude outside -90..=90"));
             }
@@ -230,15 +238,23 @@ impl CaptureManifest {
                 return Err(bad("longitude outside -180..=180"));
             }
             if !s.alt.is_finite() || !s.speed.is_finite() || s.speed < 0.0 {
-                return Err(bad("altitude or speed not a finite number (speed must be ≥ 0)"));
+                return Err(bad(
+                    "altitude or speed not a finite number (speed must be ≥ 0)",
+                ));
             }
             if !s.heading.is_finite() || !s.hdop.is_finite() || s.hdop < 0.0 {
-                return Err(bad("heading or hdop not a finite number (hdop must be ≥ 0)"));
+                return Err(bad(
+                    "heading or hdop not a finite number (hdop must be ≥ 0)",
+                ));
             }
             if let Some(p) = prev
                 && s.t_ms <= p
             {
-                return Err(ManifestError::TelemetryNotMonotonic { index, t_ms: s.t_ms, prev_ms: p });
+                return Err(ManifestError::TelemetryNotMonotonic {
+                    index,
+                    t_ms: s.t_ms,
+                    prev_ms: p,
+                });
             }
             prev = Some(s.t_ms);
         }
@@ -268,7 +284,11 @@ impl CaptureManifest {
             if let Some(p) = prev
                 && f.t_ms <= p
             {
-                return Err(ManifestError::FramesNotMonotonic { index, t_ms: f.t_ms, prev_ms: p });
+                return Err(ManifestError::FramesNotMonotonic {
+                    index,
+                    t_ms: f.t_ms,
+                    prev_ms: p,
+                });
             }
             prev = Some(f.t_ms);
             if f.t_ms < start_ms || f.t_ms > end_ms {
@@ -323,10 +343,16 @@ pub(crate) mod tests {
                 mount: Mount::Front,
                 mount_height_m: 1.4,
             },
-            telemetry: (0..10).map(|i| sample(i * 1000, 45.0 + i as f64 * 9e-5, 13.0)).collect(),
+            telemetry: (0..10)
+                .map(|i| sample(i * 1000, 45.0 + i as f64 * 9e-5, 13.0))
+                .collect(),
             imu: vec![],
             frames: (0..5)
-                .map(|i| FrameEntry { t_ms: i * 1000 + 500, sha256: format!("{i:064x}"), size: 60_000 })
+                .map(|i| FrameEntry {
+                    t_ms: i * 1000 + 500,
+                    sha256: format!("{i:064x}"),
+                    size: 60_000,
+                })
                 .collect(),
         }
     }
@@ -343,13 +369,19 @@ pub(crate) mod tests {
     fn refusals_have_codes() {
         let mut m = manifest();
         m.version = 2;
-        assert_eq!(CaptureManifest::parse(&m.to_bytes()).unwrap_err().code(), "manifest_unsupported_version");
+        assert_eq!(
+            CaptureManifest::parse(&m.to_bytes()).unwrap_err().code(),
+            "manifest_unsupported_version"
+        );
         let mut m = manifest();
         m.telemetry[3].t_ms = m.telemetry[2].t_ms;
         assert_eq!(m.validate().unwrap_err().code(), "telemetry_not_monotonic");
         let mut m = manifest();
         m.frames[4].t_ms = 99_000;
-        assert_eq!(m.validate().unwrap_err().code(), "frame_time_outside_telemetry");
+        assert_eq!(
+            m.validate().unwrap_err().code(),
+            "frame_time_outside_telemetry"
+        );
         let mut m = manifest();
         m.frames[1].size = 10;
         assert_eq!(m.validate().unwrap_err().code(), "frame_size_out_of_range");
@@ -359,7 +391,15 @@ pub(crate) mod tests {
         let mut m = manifest();
         m.camera.width = 100_000;
         assert_eq!(m.validate().unwrap_err().code(), "camera_invalid");
-        assert_eq!(CaptureManifest::parse(b"{\"version\":1}").unwrap_err().code(), "manifest_malformed");
-        assert_eq!(CaptureManifest::parse(b"nope").unwrap_err().code(), "manifest_malformed");
+        assert_eq!(
+            CaptureManifest::parse(b"{\"version\":1}")
+                .unwrap_err()
+                .code(),
+            "manifest_malformed"
+        );
+        assert_eq!(
+            CaptureManifest::parse(b"nope").unwrap_err().code(),
+            "manifest_malformed"
+        );
     }
 }

@@ -1,0 +1,118 @@
+//! Every object path in the store, built by typed helpers. Ids are validated newtypes, so no
+//! caller-supplied string reaches a path unchecked.
+//!
+//! ```text
+//! raw/captures/{capture}/manifest.json         signed manifest bytes (quarantine, never served)
+//! raw/captures/{capture}/manifest.sig          base64 signature
+//! raw/captures/{capture}/frames/{sha256}.jpg   original frames
+//! state/captures/{capture}.json                upload/processing state of a capture
+//! registry/devices/{device}.json               device registration
+//! registry/sequences/{device}/{seq:020}        claim of a sequence number (created once)
+//! registry/challenges/{nonce}.json             pending registration challenge
+//! queue/{queue}/{item}.json                    embedded work-queue items
+//! tables/{table}/date={YYYY-MM-DD}/part-{key}.parquet
+//! ```
+
+use object_store::path::Path;
+use roadhex_schemas::tables::{PARTITION_COLUMN, Table};
+use roadhex_schemas::{CaptureId, DeviceId};
+
+pub fn raw_capture_prefix(capture: &CaptureId) -> Path {
+    Path::from(format!("raw/captures/{capture}"))
+}
+
+pub fn raw_manifest(capture: &CaptureId) -> Path {
+    Path::from(format!("raw/captures/{capture}/manifest.json"))
+}
+
+pub fn raw_signature(capture: &CaptureId) -> Path {
+    Path::from(format!("raw/captures/{capture}/manifest.sig"))
+}
+
+pub fn raw_frames_prefix(capture: &CaptureId) -> Path {
+    Path::from(format!("raw/captures/{capture}/frames"))
+}
+
+/// `sha256` must already be validated as 64 lowercase hex digits.
+pub fn raw_frame(capture: &CaptureId, sha256: &str) -> Path {
+    Path::from(format!("raw/captures/{capture}/frames/{sha256}.jpg"))
+}
+
+/// The frame hash from a raw frame path, if it is one.
+pub fn sha256_of_raw_frame(path: &Path) -> Option<&str> {
+    path.filename()?.strip_suffix(".jpg")
+}
+
+pub fn capture_state(capture: &CaptureId) -> Path {
+    Path::from(format!("state/captures/{capture}.json"))
+}
+
+pub fn capture_states_prefix() -> Path {
+    Path::from("state/captures")
+}
+
+pub fn device(device: &DeviceId) -> Path {
+    Path::from(format!("registry/devices/{device}.json"))
+}
+
+pub fn devices_prefix() -> Path {
+    Path::from("registry/devices")
+}
+
+pub fn sequence_claim(device: &DeviceId, sequence: u64) -> Path {
+    Path::from(format!("registry/sequences/{device}/{sequence:020}"))
+}
+
+pub fn sequences_prefix(device: &DeviceId) -> Path {
+    Path::from(format!("registry/sequences/{device}"))
+}
+
+/// `nonce` must be hex (the server generates it).
+pub fn challenge(nonce: &str) -> Path {
+    Path::from(format!("registry/challenges/{nonce}.json"))
+}
+
+pub fn queue_prefix(queue: &str) -> Path {
+    Path::from(format!("queue/{queue}"))
+}
+
+pub fn queue_item(queue: &str, item: &str) -> Path {
+    Path::from(format!("queue/{queue}/{item}.json"))
+}
+
+pub fn table_prefix(table: Table) -> Path {
+    Path::from(format!("tables/{}", table.name()))
+}
+
+/// `date` is `YYYY-MM-DD`; `key` names the flush (deterministic keys make rewrites idempotent).
+pub fn table_file(table: Table, date: &str, key: &str) -> Path {
+    Path::from(format!(
+        "tables/{}/{PARTITION_COLUMN}={date}/part-{key}.parquet",
+        table.name()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout() {
+        let c = CaptureId::from_manifest_bytes(b"m");
+        assert_eq!(
+            raw_frame(&c, "ab").as_ref(),
+            format!("raw/captures/{c}/frames/ab.jpg")
+        );
+        assert_eq!(sha256_of_raw_frame(&raw_frame(&c, "ab")), Some("ab"));
+        assert_eq!(
+            table_file(Table::Captures, "2026-11-23", "x").as_ref(),
+            "tables/captures/date=2026-11-23/part-x.parquet"
+        );
+        let d = DeviceId::from_public_key(&[0; 32]);
+        assert!(
+            sequence_claim(&d, 7)
+                .as_ref()
+                .ends_with("/00000000000000000007")
+        );
+    }
+}
