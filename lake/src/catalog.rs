@@ -6,9 +6,7 @@ use crate::paths;
 use crate::store::Lake;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use roadhex_schemas::tables::{PARTITION_COLUMN, Table};
 use std::sync::Arc;
@@ -21,10 +19,8 @@ const LAKE_URL: &str = "roadhex://lake/";
 pub fn session(lake: &Lake) -> Result<SessionContext> {
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config(config);
-    let base = Url::parse(LAKE_URL).map_err(|e| LakeError::BadUrl {
-        url: LAKE_URL.into(),
-        reason: e.to_string(),
-    })?;
+    let base = Url::parse(LAKE_URL)
+        .map_err(|e| LakeError::BadUrl { url: LAKE_URL.into(), reason: e.to_string() })?;
     ctx.register_object_store(&base, Arc::clone(lake.store()));
     for table in Table::ALL {
         let url = format!("{LAKE_URL}{}/", paths::table_prefix(table));
@@ -32,9 +28,7 @@ pub fn session(lake: &Lake) -> Result<SessionContext> {
         let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
             .with_file_extension(".parquet")
             .with_table_partition_cols(vec![(PARTITION_COLUMN.to_owned(), DataType::Utf8)]);
-        let config = ListingTableConfig::new(url)
-            .with_listing_options(options)
-            .with_schema(table.schema());
+        let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(table.schema());
         ctx.register_table(table.name(), Arc::new(ListingTable::try_new(config)?))?;
     }
     Ok(ctx)
@@ -49,10 +43,7 @@ mod tests {
         let lake = Lake::open("memory://").expect("open");
         let ctx = session(&lake).expect("session");
         for t in Table::ALL {
-            let df = ctx
-                .sql(&format!("SELECT count(*) AS n FROM {}", t.name()))
-                .await
-                .expect("plan");
+            let df = ctx.sql(&format!("SELECT count(*) AS n FROM {}", t.name())).await.expect("plan");
             let batches = df.collect().await.expect("run");
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
         }

@@ -13,10 +13,7 @@ pub enum LakeError {
     #[error("store URL {url:?} is not usable: {reason}")]
     BadUrl { url: String, reason: String },
     #[error("JSON object {path}: {source}")]
-    Json {
-        path: String,
-        source: serde_json::Error,
-    },
+    Json { path: String, source: serde_json::Error },
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]

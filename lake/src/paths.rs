@@ -86,10 +86,7 @@ pub fn table_prefix(table: Table) -> Path {
 
 /// `date` is `YYYY-MM-DD`; `key` names the flush (deterministic keys make rewrites idempotent).
 pub fn table_file(table: Table, date: &str, key: &str) -> Path {
-    Path::from(format!(
-        "tables/{}/{PARTITION_COLUMN}={date}/part-{key}.parquet",
-        table.name()
-    ))
+    Path::from(format!("tables/{}/{PARTITION_COLUMN}={date}/part-{key}.parquet", table.name()))
 }
 
 #[cfg(test)]
@@ -99,20 +96,13 @@ mod tests {
     #[test]
     fn layout() {
         let c = CaptureId::from_manifest_bytes(b"m");
-        assert_eq!(
-            raw_frame(&c, "ab").as_ref(),
-            format!("raw/captures/{c}/frames/ab.jpg")
-        );
+        assert_eq!(raw_frame(&c, "ab").as_ref(), format!("raw/captures/{c}/frames/ab.jpg"));
         assert_eq!(sha256_of_raw_frame(&raw_frame(&c, "ab")), Some("ab"));
         assert_eq!(
             table_file(Table::Captures, "2026-11-23", "x").as_ref(),
             "tables/captures/date=2026-11-23/part-x.parquet"
         );
         let d = DeviceId::from_public_key(&[0; 32]);
-        assert!(
-            sequence_claim(&d, 7)
-                .as_ref()
-                .ends_with("/00000000000000000007")
-        );
+        assert!(sequence_claim(&d, 7).as_ref().ends_with("/00000000000000000007"));
     }
 }

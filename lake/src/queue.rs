@@ -29,12 +29,7 @@ pub trait WorkQueue: Send + Sync + Debug {
     /// Claims the oldest available item for `lease`, or `None` if nothing is available now.
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>>;
     /// Waits up to `timeout` for an item to claim.
-    async fn claim_wait(
-        &self,
-        worker: &str,
-        lease: Duration,
-        timeout: Duration,
-    ) -> Result<Option<Lease>>;
+    async fn claim_wait(&self, worker: &str, lease: Duration, timeout: Duration) -> Result<Option<Lease>>;
     /// Removes a finished item.
     async fn ack(&self, lease: &Lease) -> Result<()>;
     /// Gives an item back for immediate redelivery.
@@ -77,12 +72,7 @@ impl EmbeddedQueue {
                 items.insert(item.id.clone(), item);
             }
         }
-        Ok(Self {
-            lake,
-            name: name.to_owned(),
-            items: Mutex::new(items),
-            notify: Notify::new(),
-        })
+        Ok(Self { lake, name: name.to_owned(), items: Mutex::new(items), notify: Notify::new() })
     }
 
     fn lease_of(item: &Item) -> Option<Lease> {
@@ -99,9 +89,7 @@ impl EmbeddedQueue {
 fn check_id(id: &str) -> Result<()> {
     if !id.is_empty()
         && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         Ok(())
     } else {
@@ -120,15 +108,8 @@ impl WorkQueue for EmbeddedQueue {
         if items.contains_key(id) {
             return Ok(());
         }
-        let item = Item {
-            id: id.to_owned(),
-            enqueued_at: Utc::now(),
-            attempts: 0,
-            lease: None,
-        };
-        self.lake
-            .put_json(&paths::queue_item(&self.name, id), &item)
-            .await?;
+        let item = Item { id: id.to_owned(), enqueued_at: Utc::now(), attempts: 0, lease: None };
+        self.lake.put_json(&paths::queue_item(&self.name, id), &item).await?;
         items.insert(id.to_owned(), item);
         drop(items);
         self.notify.notify_waiters();
@@ -155,20 +136,13 @@ impl WorkQueue for EmbeddedQueue {
             worker: worker.to_owned(),
             until: now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX),
         });
-        self.lake
-            .put_json(&paths::queue_item(&self.name, &id), &updated)
-            .await?;
+        self.lake.put_json(&paths::queue_item(&self.name, &id), &updated).await?;
         let out = Self::lease_of(&updated);
         items.insert(id, updated);
         Ok(out)
     }
 
-    async fn claim_wait(
-        &self,
-        worker: &str,
-        lease: Duration,
-        timeout: Duration,
-    ) -> Result<Option<Lease>> {
+    async fn claim_wait(&self, worker: &str, lease: Duration, timeout: Duration) -> Result<Option<Lease>> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.notify.notified();
@@ -177,9 +151,7 @@ impl WorkQueue for EmbeddedQueue {
             }
             // Wake on enqueue/release, or poll now and then for expired leases.
             let poll = tokio::time::Instant::now() + Duration::from_millis(500);
-            if tokio::time::timeout_at(poll.min(deadline), notified)
-                .await
-                .is_err()
+            if tokio::time::timeout_at(poll.min(deadline), notified).await.is_err()
                 && tokio::time::Instant::now() >= deadline
             {
                 return Ok(None);
@@ -189,16 +161,12 @@ impl WorkQueue for EmbeddedQueue {
 
     async fn ack(&self, lease: &Lease) -> Result<()> {
         let mut items = self.items.lock().await;
-        let held = items
-            .get(&lease.id)
-            .and_then(|i| i.lease.as_ref())
-            .is_some_and(|l| l.token == lease.token);
+        let held =
+            items.get(&lease.id).and_then(|i| i.lease.as_ref()).is_some_and(|l| l.token == lease.token);
         if !held {
             return Err(LakeError::LeaseLost(lease.id.clone()));
         }
-        self.lake
-            .delete(&paths::queue_item(&self.name, &lease.id))
-            .await?;
+        self.lake.delete(&paths::queue_item(&self.name, &lease.id)).await?;
         items.remove(&lease.id);
         Ok(())
     }
@@ -213,9 +181,7 @@ impl WorkQueue for EmbeddedQueue {
         }
         let mut updated = item.clone();
         updated.lease = None;
-        self.lake
-            .put_json(&paths::queue_item(&self.name, &lease.id), &updated)
-            .await?;
+        self.lake.put_json(&paths::queue_item(&self.name, &lease.id), &updated).await?;
         *item = updated;
         drop(items);
         self.notify.notify_one();
@@ -238,36 +204,23 @@ mod tests {
     async fn lease_ack_redeliver_and_restart() {
         let dir = tempfile::tempdir().expect("tempdir");
         let lake = Lake::open(&dir.path().display().to_string()).expect("open");
-        let q = EmbeddedQueue::open(lake.clone(), "vision")
-            .await
-            .expect("queue");
+        let q = EmbeddedQueue::open(lake.clone(), "vision").await.expect("queue");
         q.enqueue("a").await.expect("enqueue");
         q.enqueue("a").await.expect("idempotent");
         q.enqueue("b").await.expect("enqueue");
         assert!(q.enqueue("../x").await.is_err());
-        let l = q
-            .claim("w1", Duration::from_millis(50))
-            .await
-            .expect("claim")
-            .expect("item");
+        let l = q.claim("w1", Duration::from_millis(50)).await.expect("claim").expect("item");
         assert_eq!((l.id.as_str(), l.attempt), ("a", 1));
         // The lease expires: "a" is redelivered, and the stale lease can no longer ack.
         tokio::time::sleep(Duration::from_millis(80)).await;
-        let l2 = q
-            .claim("w2", Duration::from_secs(60))
-            .await
-            .expect("claim")
-            .expect("item");
+        let l2 = q.claim("w2", Duration::from_secs(60)).await.expect("claim").expect("item");
         assert_eq!((l2.id.as_str(), l2.attempt), ("a", 2));
         assert!(matches!(q.ack(&l).await, Err(LakeError::LeaseLost(_))));
         q.ack(&l2).await.expect("ack");
         // A restart sees what is left.
         let q = EmbeddedQueue::open(lake, "vision").await.expect("reopen");
         assert_eq!(q.items().await.expect("items"), vec!["b".to_owned()]);
-        let l = q
-            .claim_wait("w", Duration::from_secs(5), Duration::from_secs(1))
-            .await
-            .expect("wait");
+        let l = q.claim_wait("w", Duration::from_secs(5), Duration::from_secs(1)).await.expect("wait");
         assert_eq!(l.map(|l| l.id), Some("b".to_owned()));
         assert!(
             q.claim_wait("w", Duration::from_secs(5), Duration::from_millis(50))

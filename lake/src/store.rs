@@ -26,10 +26,7 @@ impl Lake {
     /// S3 reads the usual `AWS_*` environment (endpoint, region, keys, `AWS_ALLOW_HTTP`) and uses
     /// ETag-conditional puts so create-once objects stay create-once.
     pub fn open(url: &str) -> Result<Self> {
-        let bad = |reason: String| LakeError::BadUrl {
-            url: url.to_owned(),
-            reason,
-        };
+        let bad = |reason: String| LakeError::BadUrl { url: url.to_owned(), reason };
         let store: Arc<dyn ObjectStore> = if url == "memory://" || url == "memory:" {
             Arc::new(InMemory::new())
         } else if let Some(rest) = url.strip_prefix("s3://") {
@@ -40,27 +37,18 @@ impl Lake {
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
             let prefix = prefix.trim_matches('/');
-            if prefix.is_empty() {
-                Arc::new(s3)
-            } else {
-                Arc::new(PrefixStore::new(s3, prefix))
-            }
+            if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix)) }
         } else {
             let dir = url.strip_prefix("file://").unwrap_or(url);
             if dir.is_empty() || dir.contains("://") {
-                return Err(bad(
-                    "use file:///dir, a directory path, memory:// or s3://bucket".into(),
-                ));
+                return Err(bad("use file:///dir, a directory path, memory:// or s3://bucket".into()));
             }
             std::fs::create_dir_all(dir).map_err(|e| bad(e.to_string()))?;
             let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| bad(e.to_string()))?;
             // Without this, deleting the last object of a capture leaves empty directories behind.
             Arc::new(fs.with_automatic_cleanup(true))
         };
-        Ok(Self {
-            store,
-            url: url.to_owned(),
-        })
+        Ok(Self { store, url: url.to_owned() })
     }
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
@@ -79,15 +67,8 @@ impl Lake {
 
     /// Writes an object only if none exists. Returns false if one already did.
     pub async fn put_new(&self, path: &Path, bytes: Bytes) -> Result<bool> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..Default::default()
-        };
-        match self
-            .store
-            .put_opts(path, PutPayload::from_bytes(bytes), opts)
-            .await
-        {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(path, PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(e.into()),
@@ -112,10 +93,8 @@ impl Lake {
     }
 
     pub async fn put_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(value).map_err(|source| LakeError::Json {
-            path: path.to_string(),
-            source,
-        })?;
+        let bytes = serde_json::to_vec_pretty(value)
+            .map_err(|source| LakeError::Json { path: path.to_string(), source })?;
         self.put(path, bytes.into()).await
     }
 
@@ -125,10 +104,7 @@ impl Lake {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|source| LakeError::Json {
-                path: path.to_string(),
-                source,
-            })
+            .map_err(|source| LakeError::Json { path: path.to_string(), source })
     }
 
     /// Deletes an object; deleting a missing object is not an error.
@@ -163,22 +139,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let lake = Lake::open(&format!("file://{}", dir.path().display())).expect("open");
         let p = Path::from("a/b.json");
-        assert!(
-            lake.put_new(&p, Bytes::from_static(b"1"))
-                .await
-                .expect("put")
-        );
-        assert!(
-            !lake
-                .put_new(&p, Bytes::from_static(b"2"))
-                .await
-                .expect("put")
-        );
+        assert!(lake.put_new(&p, Bytes::from_static(b"1")).await.expect("put"));
+        assert!(!lake.put_new(&p, Bytes::from_static(b"2")).await.expect("put"));
         assert_eq!(lake.get(&p).await.expect("get").as_deref(), Some(&b"1"[..]));
-        assert_eq!(
-            lake.list(&Path::from("a")).await.expect("list"),
-            vec![p.clone()]
-        );
+        assert_eq!(lake.list(&Path::from("a")).await.expect("list"), vec![p.clone()]);
         lake.delete(&p).await.expect("delete");
         assert!(!lake.exists(&p).await.expect("head"));
         assert!(Lake::open("ftp://x").is_err());

@@ -15,10 +15,7 @@ use roadhex_schemas::tables::{GEOMETRY_COLUMN, Table};
 
 /// The partition value (`YYYY-MM-DD`, UTC) of a time in Unix milliseconds.
 pub fn partition_date(t_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(t_ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string()
+    DateTime::<Utc>::from_timestamp_millis(t_ms).unwrap_or_default().format("%Y-%m-%d").to_string()
 }
 
 /// GeoParquet 1.1 file metadata for a table's geometry column.
@@ -71,8 +68,7 @@ pub async fn append(
 mod tests {
     use super::*;
     use arrow::array::{
-        ArrayRef, BinaryArray, Float64Array, StringArray, TimestampMillisecondArray, UInt8Array,
-        UInt32Array,
+        ArrayRef, BinaryArray, Float64Array, StringArray, TimestampMillisecondArray, UInt8Array, UInt32Array,
     };
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use std::sync::Arc;
@@ -98,38 +94,16 @@ mod tests {
             Arc::new(UInt8Array::from(vec![9; n])),
             text("3d"),
             Arc::new(StringArray::from(vec![None::<&str>; n])),
-            Arc::new(BinaryArray::from(vec![
-                &roadhex_schemas::wkb::point(
-                    13.0, 45.0
-                )[..];
-                n
-            ])),
+            Arc::new(BinaryArray::from(vec![&roadhex_schemas::wkb::point(13.0, 45.0)[..]; n])),
         ];
         let batch = RecordBatch::try_new(s, cols).expect("batch");
-        let path = append(&lake, Table::Telemetry, &partition_date(0), "k", &[batch])
-            .await
-            .expect("append");
-        assert_eq!(
-            path.as_ref(),
-            "tables/telemetry/date=1970-01-01/part-k.parquet"
-        );
+        let path = append(&lake, Table::Telemetry, &partition_date(0), "k", &[batch]).await.expect("append");
+        assert_eq!(path.as_ref(), "tables/telemetry/date=1970-01-01/part-k.parquet");
         let bytes = lake.get(&path).await.expect("get").expect("exists");
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("reader");
-        let kv = reader
-            .metadata()
-            .file_metadata()
-            .key_value_metadata()
-            .cloned()
-            .unwrap_or_default();
-        assert!(
-            kv.iter()
-                .any(|k| k.key == "geo" && k.value.as_deref().is_some_and(|v| v.contains("Point")))
-        );
-        let rows: usize = reader
-            .build()
-            .expect("build")
-            .map(|b| b.map(|b| b.num_rows()).unwrap_or(0))
-            .sum();
+        let kv = reader.metadata().file_metadata().key_value_metadata().cloned().unwrap_or_default();
+        assert!(kv.iter().any(|k| k.key == "geo" && k.value.as_deref().is_some_and(|v| v.contains("Point"))));
+        let rows: usize = reader.build().expect("build").map(|b| b.map(|b| b.num_rows()).unwrap_or(0)).sum();
         assert_eq!(rows, 2);
     }
 }

@@ -19,38 +19,18 @@ pub enum ManifestError {
     TooManySamples { n: usize, max: usize },
     #[error("telemetry sample {index} has an invalid value: {what}")]
     InvalidSample { index: usize, what: String },
-    #[error(
-        "telemetry time goes backwards or repeats at sample {index} ({t_ms} ms after {prev_ms} ms)"
-    )]
-    TelemetryNotMonotonic {
-        index: usize,
-        t_ms: i64,
-        prev_ms: i64,
-    },
+    #[error("telemetry time goes backwards or repeats at sample {index} ({t_ms} ms after {prev_ms} ms)")]
+    TelemetryNotMonotonic { index: usize, t_ms: i64, prev_ms: i64 },
     #[error("frame times must increase: frame {index} is at {t_ms} ms, not after {prev_ms} ms")]
-    FramesNotMonotonic {
-        index: usize,
-        t_ms: i64,
-        prev_ms: i64,
-    },
+    FramesNotMonotonic { index: usize, t_ms: i64, prev_ms: i64 },
     #[error("frame {index} at {t_ms} ms lies outside the telemetry span {start_ms}..={end_ms} ms")]
-    FrameOutsideTelemetry {
-        index: usize,
-        t_ms: i64,
-        start_ms: i64,
-        end_ms: i64,
-    },
+    FrameOutsideTelemetry { index: usize, t_ms: i64, start_ms: i64, end_ms: i64 },
     #[error("frame {index} has an invalid sha256 (want 64 lowercase hex digits)")]
     InvalidFrameHash { index: usize },
     #[error("frame {index} repeats the image of frame {first}")]
     DuplicateFrame { index: usize, first: usize },
     #[error("frame {index} declares {size} bytes; frames must be {min}..={max} bytes")]
-    FrameSizeOutOfRange {
-        index: usize,
-        size: u64,
-        min: u64,
-        max: u64,
-    },
+    FrameSizeOutOfRange { index: usize, size: u64, min: u64, max: u64 },
     #[error("camera is invalid: {0}")]
     InvalidCamera(String),
 }

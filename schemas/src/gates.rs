@@ -50,11 +50,7 @@ impl Default for GateConfig {
 impl GateConfig {
     /// Keyframe spacing at a speed.
     pub fn spacing_at(&self, speed: f64) -> f64 {
-        if speed > self.fast_speed {
-            self.fast_spacing_m
-        } else {
-            self.spacing_m
-        }
+        if speed > self.fast_speed { self.fast_spacing_m } else { self.spacing_m }
     }
 }
 
@@ -112,20 +108,19 @@ pub struct FrameGate {
 
 /// Checks one GNSS sample on its own.
 pub fn sample_gate(cfg: &GateConfig, s: &GnssSample) -> Result<(), GateReason> {
-    if cfg.require_3d_fix && s.fix != FixType::Fix3d {
+    // A field the receiver did not report cannot fail its gate.
+    if cfg.require_3d_fix && s.fix.is_some_and(|f| f != FixType::Fix3d) {
         return Err(GateReason::GnssNo3dFix);
     }
-    if s.satellites < cfg.min_satellites {
-        return Err(GateReason::GnssFewSatellites {
-            satellites: s.satellites,
-            min: cfg.min_satellites,
-        });
+    if let Some(satellites) = s.satellites
+        && satellites < cfg.min_satellites
+    {
+        return Err(GateReason::GnssFewSatellites { satellites, min: cfg.min_satellites });
     }
-    if s.hdop > cfg.max_hdop {
-        return Err(GateReason::GnssHdopHigh {
-            hdop: s.hdop,
-            max: cfg.max_hdop,
-        });
+    if let Some(hdop) = s.hdop
+        && hdop > cfg.max_hdop
+    {
+        return Err(GateReason::GnssHdopHigh { hdop, max: cfg.max_hdop });
     }
     Ok(())
 }
@@ -141,11 +136,7 @@ pub fn position_at(telemetry: &[GnssSample], t_ms: i64) -> Option<(FramePosition
     let b = telemetry.partition_point(|s| s.t_ms < t_ms);
     let a = if telemetry[b].t_ms == t_ms { b } else { b - 1 };
     let (sa, sb) = (&telemetry[a], &telemetry[b]);
-    let f = if sb.t_ms == sa.t_ms {
-        0.0
-    } else {
-        (t_ms - sa.t_ms) as f64 / (sb.t_ms - sa.t_ms) as f64
-    };
+    let f = if sb.t_ms == sa.t_ms { 0.0 } else { (t_ms - sa.t_ms) as f64 / (sb.t_ms - sa.t_ms) as f64 };
     let lerp = |x: f64, y: f64| x + (y - x) * f;
     Some((
         FramePosition {
@@ -161,27 +152,17 @@ pub fn position_at(telemetry: &[GnssSample], t_ms: i64) -> Option<(FramePosition
 }
 
 /// Gates every frame of a capture. `frame_times` are in capture order.
-pub fn evaluate_frames(
-    cfg: &GateConfig,
-    telemetry: &[GnssSample],
-    frame_times: &[i64],
-) -> Vec<FrameGate> {
+pub fn evaluate_frames(cfg: &GateConfig, telemetry: &[GnssSample], frame_times: &[i64]) -> Vec<FrameGate> {
     let mut out = Vec::with_capacity(frame_times.len());
     let mut prev: Option<FramePosition> = None;
     for &t in frame_times {
         let Some((pos, a, b)) = position_at(telemetry, t) else {
-            out.push(FrameGate {
-                position: None,
-                verdict: Err(GateReason::GnssGap { gap_ms: 0 }),
-            });
+            out.push(FrameGate { position: None, verdict: Err(GateReason::GnssGap { gap_ms: 0 }) });
             continue;
         };
         let verdict = frame_verdict(cfg, telemetry, a, b, &pos, prev.as_ref());
         prev = Some(pos);
-        out.push(FrameGate {
-            position: Some(pos),
-            verdict,
-        });
+        out.push(FrameGate { position: Some(pos), verdict });
     }
     out
 }
@@ -210,26 +191,17 @@ fn frame_verdict(
     };
     let slow = pos.speed.min(travelled);
     if slow < cfg.min_speed {
-        return Err(GateReason::SpeedTooLow {
-            speed: slow,
-            min: cfg.min_speed,
-        });
+        return Err(GateReason::SpeedTooLow { speed: slow, min: cfg.min_speed });
     }
     let fast = pos.speed.max(travelled);
     if fast > cfg.max_speed {
-        return Err(GateReason::SpeedTooHigh {
-            speed: fast,
-            max: cfg.max_speed,
-        });
+        return Err(GateReason::SpeedTooHigh { speed: fast, max: cfg.max_speed });
     }
     if let Some(p) = prev {
         let distance_m = haversine_m(p.lat, p.lon, pos.lat, pos.lon);
         let limit_m = cfg.jump_factor * cfg.spacing_at(pos.speed.max(p.speed));
         if distance_m > limit_m {
-            return Err(GateReason::PositionJump {
-                distance_m,
-                limit_m,
-            });
+            return Err(GateReason::PositionJump { distance_m, limit_m });
         }
     }
     Ok(())
@@ -246,10 +218,7 @@ mod tests {
         (0..n)
             .map(|i| {
                 let (lat, lon) = destination(45.0, 13.0, 0.0, 8.0 * i as f64);
-                GnssSample {
-                    speed: 8.0,
-                    ..sample(i * 1000, lat, lon)
-                }
+                GnssSample { speed: 8.0, ..sample(i * 1000, lat, lon) }
             })
             .collect()
     }
@@ -268,15 +237,12 @@ mod tests {
     fn each_gate_drops_with_its_reason() {
         let cfg = GateConfig::default();
         let mut t = track(10);
-        t[1].fix = FixType::Fix2d;
-        t[3].satellites = 3;
-        t[5].hdop = 6.0;
+        t[1].fix = Some(FixType::Fix2d);
+        t[3].satellites = Some(3);
+        t[5].hdop = Some(6.0);
         t[7].speed = 0.0;
         let g = evaluate_frames(&cfg, &t, &[1000, 3000, 5000, 7000]);
-        let codes: Vec<_> = g
-            .iter()
-            .map(|g| g.verdict.clone().err().map(|r| r.code()))
-            .collect();
+        let codes: Vec<_> = g.iter().map(|g| g.verdict.clone().err().map(|r| r.code())).collect();
         assert_eq!(
             codes,
             vec![
@@ -288,16 +254,10 @@ mod tests {
         );
         // Frames 3 s apart at 8 m/s are 24 m apart: over 2 × 8 m.
         let g = evaluate_frames(&cfg, &track(10), &[0, 1000, 4000]);
-        assert_eq!(
-            g[2].verdict.clone().err().map(|r| r.code()),
-            Some("position_jump")
-        );
+        assert_eq!(g[2].verdict.clone().err().map(|r| r.code()), Some("position_jump"));
         let mut t = track(10);
         t[9].t_ms = 20_000;
         let g = evaluate_frames(&cfg, &t, &[10_000]);
-        assert_eq!(
-            g[0].verdict.clone().err().map(|r| r.code()),
-            Some("gnss_gap")
-        );
+        assert_eq!(g[0].verdict.clone().err().map(|r| r.code()), Some("gnss_gap"));
     }
 }

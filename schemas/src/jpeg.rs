@@ -14,9 +14,7 @@ pub enum JpegError {
     NoFrameHeader,
     #[error("JPEG segment structure is broken at byte {0}")]
     Corrupt(usize),
-    #[error(
-        "JPEG is {width}x{height}; each side must be {MIN_IMAGE_SIDE}..={MAX_IMAGE_SIDE} pixels"
-    )]
+    #[error("JPEG is {width}x{height}; each side must be {MIN_IMAGE_SIDE}..={MAX_IMAGE_SIDE} pixels")]
     AbsurdDimensions { width: u32, height: u32 },
 }
 
@@ -105,23 +103,11 @@ mod tests {
 
     #[test]
     fn reads_dimensions_and_refuses_broken_files() {
-        assert_eq!(
-            inspect(&jpeg(1280, 720)),
-            Ok(JpegInfo {
-                width: 1280,
-                height: 720
-            })
-        );
-        assert_eq!(
-            inspect(&jpeg(65_000, 65_000)).unwrap_err().code(),
-            "frame_dimensions_invalid"
-        );
+        assert_eq!(inspect(&jpeg(1280, 720)), Ok(JpegInfo { width: 1280, height: 720 }));
+        assert_eq!(inspect(&jpeg(65_000, 65_000)).unwrap_err().code(), "frame_dimensions_invalid");
         assert_eq!(inspect(b"GIF89a....").unwrap_err(), JpegError::NoSoi);
         let full = jpeg(640, 480);
-        assert_eq!(
-            inspect(&full[..full.len() - 3]).unwrap_err(),
-            JpegError::NoEoi
-        );
+        assert_eq!(inspect(&full[..full.len() - 3]).unwrap_err(), JpegError::NoEoi);
         let mut padded = full.clone();
         padded.extend([0, 0]);
         assert!(inspect(&padded).is_ok());

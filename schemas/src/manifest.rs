@@ -7,8 +7,8 @@
 use crate::error::ManifestError;
 use crate::ids::is_sha256_hex;
 use crate::limits::{
-    MANIFEST_VERSION, MAX_FRAME_BYTES, MAX_FRAMES, MAX_IMAGE_SIDE, MAX_TELEMETRY_SAMPLES,
-    MIN_FRAME_BYTES, MIN_IMAGE_SIDE,
+    MANIFEST_VERSION, MAX_FRAME_BYTES, MAX_FRAMES, MAX_IMAGE_SIDE, MAX_TELEMETRY_SAMPLES, MIN_FRAME_BYTES,
+    MIN_IMAGE_SIDE,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -56,10 +56,8 @@ pub struct Camera {
 impl Camera {
     /// Focal length in pixels from whichever of the two the device gave.
     pub fn focal_px(&self) -> Option<f64> {
-        self.focal_length_px.or_else(|| {
-            self.hfov_deg
-                .map(|fov| f64::from(self.width) / 2.0 / (fov.to_radians() / 2.0).tan())
-        })
+        self.focal_length_px
+            .or_else(|| self.hfov_deg.map(|fov| f64::from(self.width) / 2.0 / (fov.to_radians() / 2.0).tan()))
     }
 }
 
@@ -114,10 +112,16 @@ pub struct GnssSample {
     pub speed: f64,
     /// Course over ground in degrees clockwise from true north.
     pub heading: f64,
-    pub hdop: f64,
-    /// Satellites used in the solution.
-    pub satellites: u8,
-    pub fix: FixType,
+    /// Horizontal dilution of precision, when the receiver reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdop: Option<f64>,
+    /// Satellites used in the solution, when reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satellites: Option<u8>,
+    /// Fix type, when reported. Sources such as phone GPX tracks report none of these three;
+    /// the gates then judge the sample by what is known (speed, jumps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<FixType>,
 }
 
 /// One IMU sample: acceleration in g, rotation rate in deg/s.
@@ -157,8 +161,7 @@ impl CaptureManifest {
         if v.version != MANIFEST_VERSION {
             return Err(ManifestError::UnsupportedVersion(v.version));
         }
-        let m: Self =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        let m: Self = serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
         m.validate()?;
         Ok(m)
     }
@@ -176,10 +179,7 @@ impl CaptureManifest {
             return Err(ManifestError::NoFrames);
         }
         if self.frames.len() > MAX_FRAMES {
-            return Err(ManifestError::TooManyFrames {
-                n: self.frames.len(),
-                max: MAX_FRAMES,
-            });
+            return Err(ManifestError::TooManyFrames { n: self.frames.len(), max: MAX_FRAMES });
         }
         if self.telemetry.is_empty() {
             return Err(ManifestError::NoTelemetry);
@@ -211,9 +211,7 @@ impl CaptureManifest {
         if let Some(fov) = c.hfov_deg
             && !(fov.is_finite() && fov > 1.0 && fov < 180.0)
         {
-            return Err(ManifestError::InvalidCamera(format!(
-                "horizontal field of view {fov}°"
-            )));
+            return Err(ManifestError::InvalidCamera(format!("horizontal field of view {fov}°")));
         }
         if !(c.mount_height_m.is_finite() && (0.0..=10.0).contains(&c.mount_height_m)) {
             return Err(ManifestError::InvalidCamera(format!(
@@ -227,10 +225,7 @@ impl CaptureManifest {
     fn validate_telemetry(&self) -> Result<(), ManifestError> {
         let mut prev: Option<i64> = None;
         for (index, s) in self.telemetry.iter().enumerate() {
-            let bad = |what: &str| ManifestError::InvalidSample {
-                index,
-                what: what.to_owned(),
-            };
+            let bad = |what: &str| ManifestError::InvalidSample { index, what: what.to_owned() };
             if !(s.lat.is_finite() && (-90.0..=90.0).contains(&s.lat)) {
                 return Err(bad("latitude outside -90..=90"));
             }
@@ -238,23 +233,15 @@ impl CaptureManifest {
                 return Err(bad("longitude outside -180..=180"));
             }
             if !s.alt.is_finite() || !s.speed.is_finite() || s.speed < 0.0 {
-                return Err(bad(
-                    "altitude or speed not a finite number (speed must be ≥ 0)",
-                ));
+                return Err(bad("altitude or speed not a finite number (speed must be ≥ 0)"));
             }
-            if !s.heading.is_finite() || !s.hdop.is_finite() || s.hdop < 0.0 {
-                return Err(bad(
-                    "heading or hdop not a finite number (hdop must be ≥ 0)",
-                ));
+            if !s.heading.is_finite() || s.hdop.is_some_and(|h| !h.is_finite() || h < 0.0) {
+                return Err(bad("heading or hdop not a finite number (hdop must be ≥ 0)"));
             }
             if let Some(p) = prev
                 && s.t_ms <= p
             {
-                return Err(ManifestError::TelemetryNotMonotonic {
-                    index,
-                    t_ms: s.t_ms,
-                    prev_ms: p,
-                });
+                return Err(ManifestError::TelemetryNotMonotonic { index, t_ms: s.t_ms, prev_ms: p });
             }
             prev = Some(s.t_ms);
         }
@@ -284,20 +271,11 @@ impl CaptureManifest {
             if let Some(p) = prev
                 && f.t_ms <= p
             {
-                return Err(ManifestError::FramesNotMonotonic {
-                    index,
-                    t_ms: f.t_ms,
-                    prev_ms: p,
-                });
+                return Err(ManifestError::FramesNotMonotonic { index, t_ms: f.t_ms, prev_ms: p });
             }
             prev = Some(f.t_ms);
             if f.t_ms < start_ms || f.t_ms > end_ms {
-                return Err(ManifestError::FrameOutsideTelemetry {
-                    index,
-                    t_ms: f.t_ms,
-                    start_ms,
-                    end_ms,
-                });
+                return Err(ManifestError::FrameOutsideTelemetry { index, t_ms: f.t_ms, start_ms, end_ms });
             }
         }
         Ok(())
@@ -323,9 +301,9 @@ pub(crate) mod tests {
             alt: 10.0,
             speed: 10.0,
             heading: 0.0,
-            hdop: 1.0,
-            satellites: 9,
-            fix: FixType::Fix3d,
+            hdop: Some(1.0),
+            satellites: Some(9),
+            fix: Some(FixType::Fix3d),
         }
     }
 
@@ -343,16 +321,10 @@ pub(crate) mod tests {
                 mount: Mount::Front,
                 mount_height_m: 1.4,
             },
-            telemetry: (0..10)
-                .map(|i| sample(i * 1000, 45.0 + i as f64 * 9e-5, 13.0))
-                .collect(),
+            telemetry: (0..10).map(|i| sample(i * 1000, 45.0 + i as f64 * 9e-5, 13.0)).collect(),
             imu: vec![],
             frames: (0..5)
-                .map(|i| FrameEntry {
-                    t_ms: i * 1000 + 500,
-                    sha256: format!("{i:064x}"),
-                    size: 60_000,
-                })
+                .map(|i| FrameEntry { t_ms: i * 1000 + 500, sha256: format!("{i:064x}"), size: 60_000 })
                 .collect(),
         }
     }
@@ -369,19 +341,13 @@ pub(crate) mod tests {
     fn refusals_have_codes() {
         let mut m = manifest();
         m.version = 2;
-        assert_eq!(
-            CaptureManifest::parse(&m.to_bytes()).unwrap_err().code(),
-            "manifest_unsupported_version"
-        );
+        assert_eq!(CaptureManifest::parse(&m.to_bytes()).unwrap_err().code(), "manifest_unsupported_version");
         let mut m = manifest();
         m.telemetry[3].t_ms = m.telemetry[2].t_ms;
         assert_eq!(m.validate().unwrap_err().code(), "telemetry_not_monotonic");
         let mut m = manifest();
         m.frames[4].t_ms = 99_000;
-        assert_eq!(
-            m.validate().unwrap_err().code(),
-            "frame_time_outside_telemetry"
-        );
+        assert_eq!(m.validate().unwrap_err().code(), "frame_time_outside_telemetry");
         let mut m = manifest();
         m.frames[1].size = 10;
         assert_eq!(m.validate().unwrap_err().code(), "frame_size_out_of_range");
@@ -391,15 +357,7 @@ pub(crate) mod tests {
         let mut m = manifest();
         m.camera.width = 100_000;
         assert_eq!(m.validate().unwrap_err().code(), "camera_invalid");
-        assert_eq!(
-            CaptureManifest::parse(b"{\"version\":1}")
-                .unwrap_err()
-                .code(),
-            "manifest_malformed"
-        );
-        assert_eq!(
-            CaptureManifest::parse(b"nope").unwrap_err().code(),
-            "manifest_malformed"
-        );
+        assert_eq!(CaptureManifest::parse(b"{\"version\":1}").unwrap_err().code(), "manifest_malformed");
+        assert_eq!(CaptureManifest::parse(b"nope").unwrap_err().code(), "manifest_malformed");
     }
 }

@@ -52,11 +52,8 @@ pub fn parse_public_key(hex_key: &str) -> Result<VerifyingKey, SignatureError> {
 }
 
 pub fn decode_signature(b64: &str) -> Result<Signature, SignatureError> {
-    let bytes: [u8; 64] = B64
-        .decode(b64.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(SignatureError::InvalidEncoding)?;
+    let bytes: [u8; 64] =
+        B64.decode(b64.trim()).ok().and_then(|b| b.try_into().ok()).ok_or(SignatureError::InvalidEncoding)?;
     Ok(Signature::from_bytes(&bytes))
 }
 
@@ -66,8 +63,7 @@ pub fn encode_signature(sig: &Signature) -> String {
 
 /// Strict verification (rejects malleable signatures and weak keys).
 pub fn verify(key: &VerifyingKey, message: &[u8], sig: &Signature) -> Result<(), SignatureError> {
-    key.verify_strict(message, sig)
-        .map_err(|_| SignatureError::Mismatch)
+    key.verify_strict(message, sig).map_err(|_| SignatureError::Mismatch)
 }
 
 /// A device's key file as the reference client keeps it (JSON, mode 0600).
@@ -119,10 +115,7 @@ mod tests {
         let public = parse_public_key(&k.public_key).expect("key");
         let sig = decode_signature(&sig).expect("decode");
         assert!(verify(&public, b"manifest", &sig).is_ok());
-        assert_eq!(
-            verify(&public, b"manifesT", &sig),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verify(&public, b"manifesT", &sig), Err(SignatureError::Mismatch));
         assert_eq!(DeviceId::from_public_key(&public.to_bytes()), k.device_id);
     }
 
@@ -131,13 +124,7 @@ mod tests {
         // The identity point has small order.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(
-            parse_public_key(&hex::encode(identity)),
-            Err(SignatureError::WeakKey)
-        );
-        assert_eq!(
-            parse_public_key("zz"),
-            Err(SignatureError::InvalidPublicKey)
-        );
+        assert_eq!(parse_public_key(&hex::encode(identity)), Err(SignatureError::WeakKey));
+        assert_eq!(parse_public_key("zz"), Err(SignatureError::InvalidPublicKey));
     }
 }

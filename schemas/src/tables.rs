@@ -98,28 +98,13 @@ fn utf8() -> DataType {
 
 fn position(doc: &str) -> Vec<Field> {
     vec![
-        col(
-            "lat",
-            DataType::Float64,
-            false,
-            &format!("Latitude of {doc}, WGS84 degrees."),
-        ),
-        col(
-            "lon",
-            DataType::Float64,
-            false,
-            &format!("Longitude of {doc}, WGS84 degrees."),
-        ),
+        col("lat", DataType::Float64, false, &format!("Latitude of {doc}, WGS84 degrees.")),
+        col("lon", DataType::Float64, false, &format!("Longitude of {doc}, WGS84 degrees.")),
     ]
 }
 
 fn geometry(doc: &str) -> Field {
-    col(
-        GEOMETRY_COLUMN,
-        DataType::Binary,
-        false,
-        &format!("{doc} as WKB (CRS84), see GeoParquet metadata."),
-    )
+    col(GEOMETRY_COLUMN, DataType::Binary, false, &format!("{doc} as WKB (CRS84), see GeoParquet metadata."))
 }
 
 fn captures() -> Vec<Field> {
@@ -130,93 +115,28 @@ fn captures() -> Vec<Field> {
             false,
             "Capture id: first 16 bytes of SHA-256 over the signed manifest, hex.",
         ),
-        col(
-            "device_id",
-            utf8(),
-            false,
-            "Device that signed the manifest.",
-        ),
-        col(
-            "contributor_id",
-            utf8(),
-            false,
-            "Contributor the device was registered to at upload.",
-        ),
-        col(
-            "sequence",
-            DataType::UInt64,
-            false,
-            "Per-device capture sequence number.",
-        ),
-        col(
-            "created_at",
-            ts(),
-            false,
-            "When the device closed the capture (device clock).",
-        ),
-        col(
-            "committed_at",
-            ts(),
-            false,
-            "When the server accepted the commit (server clock).",
-        ),
+        col("device_id", utf8(), false, "Device that signed the manifest."),
+        col("contributor_id", utf8(), false, "Contributor the device was registered to at upload."),
+        col("sequence", DataType::UInt64, false, "Per-device capture sequence number."),
+        col("created_at", ts(), false, "When the device closed the capture (device clock)."),
+        col("committed_at", ts(), false, "When the server accepted the commit (server clock)."),
         col("start_time", ts(), false, "Time of the first frame."),
         col("end_time", ts(), false, "Time of the last frame."),
-        col(
-            "frame_count",
-            DataType::UInt32,
-            false,
-            "Frames listed in the manifest.",
-        ),
-        col(
-            "valid_frame_count",
-            DataType::UInt32,
-            false,
-            "Frames that passed the telemetry gates.",
-        ),
-        col(
-            "bytes",
-            DataType::UInt64,
-            false,
-            "Total size of the uploaded frames.",
-        ),
-        col(
-            "length_m",
-            DataType::Float64,
-            false,
-            "Length of the telemetry track in metres.",
-        ),
+        col("frame_count", DataType::UInt32, false, "Frames listed in the manifest."),
+        col("valid_frame_count", DataType::UInt32, false, "Frames that passed the telemetry gates."),
+        col("bytes", DataType::UInt64, false, "Total size of the uploaded frames."),
+        col("length_m", DataType::Float64, false, "Length of the telemetry track in metres."),
         col("mount", utf8(), false, "Camera mount: front or side."),
-        col(
-            "camera_width",
-            DataType::UInt32,
-            false,
-            "Image width in pixels.",
-        ),
-        col(
-            "camera_height",
-            DataType::UInt32,
-            false,
-            "Image height in pixels.",
-        ),
+        col("camera_width", DataType::UInt32, false, "Image width in pixels."),
+        col("camera_height", DataType::UInt32, false, "Image height in pixels."),
         col(
             "focal_length_px",
             DataType::Float64,
             true,
             "Focal length in pixels (given or from the field of view).",
         ),
-        col(
-            "mount_height_m",
-            DataType::Float64,
-            false,
-            "Camera height above the road in metres.",
-        ),
-        col(
-            "dropped_reasons",
-            utf8(),
-            true,
-            "JSON object: gate reason code → dropped frame count.",
-        ),
+        col("mount_height_m", DataType::Float64, false, "Camera height above the road in metres."),
+        col("dropped_reasons", utf8(), true, "JSON object: gate reason code → dropped frame count."),
     ];
     f.extend(position("the first frame"));
     f.push(geometry("Telemetry track"));
@@ -225,55 +145,20 @@ fn captures() -> Vec<Field> {
 
 fn telemetry() -> Vec<Field> {
     let mut f = vec![
-        col(
-            "capture_id",
-            utf8(),
-            false,
-            "Capture the sample belongs to.",
-        ),
+        col("capture_id", utf8(), false, "Capture the sample belongs to."),
         col("device_id", utf8(), false, "Device that recorded it."),
-        col(
-            "seq",
-            DataType::UInt32,
-            false,
-            "Index of the sample within its capture.",
-        ),
+        col("seq", DataType::UInt32, false, "Index of the sample within its capture."),
         col("t", ts(), false, "GNSS time of the sample."),
     ];
     f.extend(position("the GNSS solution"));
     f.extend([
-        col(
-            "alt",
-            DataType::Float64,
-            false,
-            "Altitude above the ellipsoid in metres.",
-        ),
+        col("alt", DataType::Float64, false, "Altitude above the ellipsoid in metres."),
         col("speed", DataType::Float64, false, "Ground speed in m/s."),
-        col(
-            "heading",
-            DataType::Float64,
-            false,
-            "Course over ground, degrees clockwise from north.",
-        ),
-        col(
-            "hdop",
-            DataType::Float64,
-            false,
-            "Horizontal dilution of precision.",
-        ),
-        col(
-            "satellites",
-            DataType::UInt8,
-            false,
-            "Satellites used in the solution.",
-        ),
+        col("heading", DataType::Float64, false, "Course over ground, degrees clockwise from north."),
+        col("hdop", DataType::Float64, false, "Horizontal dilution of precision."),
+        col("satellites", DataType::UInt8, false, "Satellites used in the solution."),
         col("fix", utf8(), false, "Fix type: none, 2d or 3d."),
-        col(
-            "gate",
-            utf8(),
-            true,
-            "Gate reason code if the sample fails the GNSS gates, else null.",
-        ),
+        col("gate", utf8(), true, "Gate reason code if the sample fails the GNSS gates, else null."),
         geometry("GNSS position"),
     ]);
     f
@@ -283,63 +168,23 @@ fn frames() -> Vec<Field> {
     let mut f = vec![
         col("frame_id", utf8(), false, "Published frame id."),
         col("capture_id", utf8(), false, "Capture the frame came in."),
-        col(
-            "frame_index",
-            DataType::UInt32,
-            false,
-            "Index of the frame in its manifest.",
-        ),
+        col("frame_index", DataType::UInt32, false, "Index of the frame in its manifest."),
         col("device_id", utf8(), false, "Device that took it."),
-        col(
-            "contributor_id",
-            utf8(),
-            false,
-            "Contributor credited for it.",
-        ),
+        col("contributor_id", utf8(), false, "Contributor credited for it."),
         col("captured_at", ts(), false, "Exposure time."),
-        col(
-            "published_at",
-            ts(),
-            false,
-            "When the anonymized frame was published.",
-        ),
+        col("published_at", ts(), false, "When the anonymized frame was published."),
     ];
     f.extend(position("the camera"));
     f.extend([
-        col(
-            "heading",
-            DataType::Float64,
-            false,
-            "Camera heading, degrees clockwise from north.",
-        ),
+        col("heading", DataType::Float64, false, "Camera heading, degrees clockwise from north."),
         col("speed", DataType::Float64, false, "Ground speed in m/s."),
-        col(
-            "h3_r12",
-            DataType::UInt64,
-            false,
-            "H3 resolution-12 cell of the camera position.",
-        ),
+        col("h3_r12", DataType::UInt64, false, "H3 resolution-12 cell of the camera position."),
         col("mount", utf8(), false, "Camera mount: front or side."),
         col("width", DataType::UInt32, false, "Image width in pixels."),
         col("height", DataType::UInt32, false, "Image height in pixels."),
-        col(
-            "bytes",
-            DataType::UInt64,
-            false,
-            "Size of the published JPEG.",
-        ),
-        col(
-            "quality",
-            utf8(),
-            false,
-            "Quality gate verdict: ok or a reason code.",
-        ),
-        col(
-            "anonymizer",
-            utf8(),
-            false,
-            "Detector ensemble and version that anonymized the frame.",
-        ),
+        col("bytes", DataType::UInt64, false, "Size of the published JPEG."),
+        col("quality", utf8(), false, "Quality gate verdict: ok or a reason code."),
+        col("anonymizer", utf8(), false, "Detector ensemble and version that anonymized the frame."),
         geometry("Camera position"),
     ]);
     f
@@ -350,76 +195,31 @@ fn detections() -> Vec<Field> {
         col("frame_id", utf8(), false, "Frame the box was found in."),
         col("capture_id", utf8(), false, "Capture of the frame."),
         col("kind", utf8(), false, "face, plate or sign."),
-        col(
-            "class",
-            utf8(),
-            true,
-            "Sign class (GTSRB name) for signs, else null.",
-        ),
-        col(
-            "score",
-            DataType::Float32,
-            false,
-            "Detector confidence in [0, 1].",
-        ),
+        col("class", utf8(), true, "Sign class (GTSRB name) for signs, else null."),
+        col("score", DataType::Float32, false, "Detector confidence in [0, 1]."),
         col("x", DataType::UInt32, false, "Box left edge in pixels."),
         col("y", DataType::UInt32, false, "Box top edge in pixels."),
         col("w", DataType::UInt32, false, "Box width in pixels."),
         col("h", DataType::UInt32, false, "Box height in pixels."),
         col("detector", utf8(), false, "Detector name and version."),
-        col(
-            "blurred",
-            DataType::Boolean,
-            false,
-            "Whether the region was blurred in the published frame.",
-        ),
+        col("blurred", DataType::Boolean, false, "Whether the region was blurred in the published frame."),
     ]
 }
 
 fn features() -> Vec<Field> {
     let mut f = vec![
         col("feature_id", utf8(), false, "Stable feature id."),
-        col(
-            "class",
-            utf8(),
-            false,
-            "Sign class (GTSRB name or other_sign).",
-        ),
+        col("class", utf8(), false, "Sign class (GTSRB name or other_sign)."),
     ];
     f.extend(position("the sign"));
     f.extend([
-        col(
-            "h3_r12",
-            DataType::UInt64,
-            false,
-            "H3 resolution-12 cell of the sign.",
-        ),
+        col("h3_r12", DataType::UInt64, false, "H3 resolution-12 cell of the sign."),
         col("first_seen", ts(), false, "First observation."),
         col("last_seen", ts(), false, "Latest observation."),
-        col(
-            "observations",
-            DataType::UInt32,
-            false,
-            "Detections merged into this feature.",
-        ),
-        col(
-            "contributors",
-            DataType::UInt32,
-            false,
-            "Distinct contributors who observed it.",
-        ),
-        col(
-            "confidence",
-            DataType::Float64,
-            false,
-            "Confidence in [0, 1].",
-        ),
-        col(
-            "error_m",
-            DataType::Float64,
-            false,
-            "Estimated position error in metres.",
-        ),
+        col("observations", DataType::UInt32, false, "Detections merged into this feature."),
+        col("contributors", DataType::UInt32, false, "Distinct contributors who observed it."),
+        col("confidence", DataType::Float64, false, "Confidence in [0, 1]."),
+        col("error_m", DataType::Float64, false, "Estimated position error in metres."),
         geometry("Sign position"),
     ]);
     f
@@ -427,32 +227,12 @@ fn features() -> Vec<Field> {
 
 fn coverage() -> Vec<Field> {
     let mut f = vec![
-        col(
-            "h3_r12",
-            DataType::UInt64,
-            false,
-            "H3 resolution-12 cell covered.",
-        ),
+        col("h3_r12", DataType::UInt64, false, "H3 resolution-12 cell covered."),
         col("mount", utf8(), false, "Camera mount: front or side."),
-        col(
-            "frame_id",
-            utf8(),
-            false,
-            "First frame of the capture in this cell.",
-        ),
-        col(
-            "capture_id",
-            utf8(),
-            false,
-            "Capture that covered the cell.",
-        ),
+        col("frame_id", utf8(), false, "First frame of the capture in this cell."),
+        col("capture_id", utf8(), false, "Capture that covered the cell."),
         col("device_id", utf8(), false, "Device that covered it."),
-        col(
-            "contributor_id",
-            utf8(),
-            false,
-            "Contributor who covered it.",
-        ),
+        col("contributor_id", utf8(), false, "Contributor who covered it."),
         col("captured_at", ts(), false, "Time of that frame."),
     ];
     f.extend(position("the cell centre"));
@@ -467,25 +247,10 @@ fn rewards() -> Vec<Field> {
         col("device_id", utf8(), false, "Device that earned it."),
         col("h3_r12", DataType::UInt64, false, "Cell credited."),
         col("mount", utf8(), false, "Camera mount: front or side."),
-        col(
-            "multiplier",
-            DataType::Float64,
-            false,
-            "Freshness multiplier earned, in [0, 1].",
-        ),
-        col(
-            "points",
-            DataType::Float64,
-            false,
-            "Points after weights and flags.",
-        ),
+        col("multiplier", DataType::Float64, false, "Freshness multiplier earned, in [0, 1]."),
+        col("points", DataType::Float64, false, "Points after weights and flags."),
         col("amount", DataType::UInt64, false, "Tokens in base units."),
-        col(
-            "flags",
-            utf8(),
-            true,
-            "Fraud flags that zeroed the credit, comma-separated.",
-        ),
+        col("flags", utf8(), true, "Fraud flags that zeroed the credit, comma-separated."),
     ]
 }
 
@@ -494,36 +259,11 @@ fn epochs() -> Vec<Field> {
         col("epoch_id", utf8(), false, "Epoch id."),
         col("starts_at", ts(), false, "Epoch start (inclusive)."),
         col("ends_at", ts(), false, "Epoch end (exclusive)."),
-        col(
-            "cutoff_at",
-            ts(),
-            false,
-            "Uploads committed after this do not count.",
-        ),
-        col(
-            "config_version",
-            utf8(),
-            false,
-            "Version of the rewards configuration used.",
-        ),
-        col(
-            "budget",
-            DataType::UInt64,
-            false,
-            "Tokens distributed, in base units.",
-        ),
-        col(
-            "total_points",
-            DataType::Float64,
-            false,
-            "Sum of points of all credits.",
-        ),
-        col(
-            "merkle_root",
-            utf8(),
-            false,
-            "Merkle root of the ledger, hex.",
-        ),
+        col("cutoff_at", ts(), false, "Uploads committed after this do not count."),
+        col("config_version", utf8(), false, "Version of the rewards configuration used."),
+        col("budget", DataType::UInt64, false, "Tokens distributed, in base units."),
+        col("total_points", DataType::Float64, false, "Sum of points of all credits."),
+        col("merkle_root", utf8(), false, "Merkle root of the ledger, hex."),
         col("closed_at", ts(), false, "When the epoch was closed."),
     ]
 }
@@ -532,18 +272,8 @@ fn redactions() -> Vec<Field> {
     vec![
         col("redaction_id", utf8(), false, "Redaction request id."),
         col("frame_id", utf8(), false, "Frame concerned."),
-        col(
-            "step",
-            utf8(),
-            false,
-            "requested, approved, rejected or applied.",
-        ),
-        col(
-            "boxes",
-            utf8(),
-            true,
-            "JSON array of [x, y, w, h] boxes; null means the whole frame.",
-        ),
+        col("step", utf8(), false, "requested, approved, rejected or applied."),
+        col("boxes", utf8(), true, "JSON array of [x, y, w, h] boxes; null means the whole frame."),
         col("reason", utf8(), false, "Reason given."),
         col("actor", utf8(), false, "Who took the step."),
         col("at", ts(), false, "When the step was taken."),
@@ -559,12 +289,7 @@ mod tests {
         for t in Table::ALL {
             let s = t.schema();
             for f in s.fields() {
-                assert!(
-                    f.metadata().contains_key("description"),
-                    "{}.{}",
-                    t.name(),
-                    f.name()
-                );
+                assert!(f.metadata().contains_key("description"), "{}.{}", t.name(), f.name());
             }
             let has_geom = s.field_with_name(GEOMETRY_COLUMN).is_ok();
             assert_eq!(has_geom, t.geometry_type().is_some(), "{}", t.name());

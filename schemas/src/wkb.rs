@@ -15,11 +15,7 @@ pub fn line_string(points: &[(f64, f64)]) -> Vec<u8> {
     let mut v = Vec::with_capacity(9 + 16 * points.len());
     v.push(1);
     v.extend(2u32.to_le_bytes());
-    v.extend(
-        u32::try_from(points.len())
-            .unwrap_or(u32::MAX)
-            .to_le_bytes(),
-    );
+    v.extend(u32::try_from(points.len()).unwrap_or(u32::MAX).to_le_bytes());
     for (lon, lat) in points {
         v.extend(lon.to_le_bytes());
         v.extend(lat.to_le_bytes());
