@@ -1,1 +1,123 @@
-fn main() {}
+//! `roadhex`: the node (`serve`) and the reference client (device, capture, upload, demo).
+//! Only argument parsing and wiring live here; the work happens in the library crates.
+
+mod cli;
+mod config;
+mod serve;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use cli::{CaptureCmd, Cli, Command, DeviceCmd};
+use roadhex_ingest::client::{build, demo, keys, register, upload};
+use std::io::Write as _;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints one line to stdout (the CLI's output channel; logs go to stderr).
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed stdout (e.g. `| head`) is not worth a panic.
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Device { cmd: DeviceCmd::Keygen { out } } => {
+            let key = keys::generate(&out)?;
+            say(key.device_id.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Device { cmd: DeviceCmd::Register { server, key, contributor } } => {
+            let key = keys::load(&key)?;
+            let record = register(&server, &key, &contributor).await?;
+            say(&format!("device {} registered to {}", record.device_id, record.contributor_id));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Capture { cmd: CaptureCmd::Build(args) } => {
+            let json = args.json;
+            let report = tokio::task::spawn_blocking(move || build::build(&args.into_options()))
+                .await
+                .context("capture build task")??;
+            if json {
+                say(&serde_json::to_string(&report)?);
+            } else {
+                for c in &report.captures {
+                    say(&format!("{}: {} frames, {:.0} m", c.dir.display(), c.frames, c.length_m));
+                }
+                say(&format!(
+                    "{} captures; {} frames between keyframes left out; {} frames skipped",
+                    report.captures.len(),
+                    report.not_keyframes,
+                    report.skipped.len()
+                ));
+                for s in report.skipped.iter().take(20) {
+                    say(&format!("  skipped {}: {} ({})", s.file, s.reason, s.code));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Upload(args) => {
+            let opts = upload::UploadOptions {
+                server: args.server,
+                parallel: args.parallel,
+                attempts: args.attempts,
+                progress: !args.json,
+            };
+            let results = upload::upload(&opts, &args.captures).await;
+            print_uploads(&results, args.json)?;
+            let failed = results.iter().any(|r| r.error.is_some());
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Demo { server, work, shared_data } => {
+            let shared = shared_data.filter(|d| d.is_dir());
+            let results = demo::run(&server, &work, shared.as_deref()).await?;
+            if results.is_empty() {
+                say("demo drive already uploaded (remove demo.done in the work dir to upload it again)");
+            }
+            print_uploads(&results, false)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_uploads(results: &[upload::UploadResult], json: bool) -> anyhow::Result<()> {
+    for r in results {
+        if json {
+            say(&serde_json::to_string(r)?);
+            continue;
+        }
+        let id = r.capture_id.as_deref().unwrap_or("-");
+        match &r.error {
+            None => say(&format!(
+                "{} capture {id}: {} — {} frames sent, {} already there, {} dropped by gates",
+                r.dir.display(),
+                r.state.map_or("unknown".into(), |s| format!("{s:?}").to_lowercase()),
+                r.uploaded,
+                r.already_present,
+                r.dropped
+            )),
+            Some(e) => say(&format!("{} capture {id}: FAILED {}: {}", r.dir.display(), e.code, e.message)),
+        }
+    }
+    Ok(())
+}

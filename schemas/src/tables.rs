@@ -155,9 +155,9 @@ fn telemetry() -> Vec<Field> {
         col("alt", DataType::Float64, false, "Altitude above the ellipsoid in metres."),
         col("speed", DataType::Float64, false, "Ground speed in m/s."),
         col("heading", DataType::Float64, false, "Course over ground, degrees clockwise from north."),
-        col("hdop", DataType::Float64, false, "Horizontal dilution of precision."),
-        col("satellites", DataType::UInt8, false, "Satellites used in the solution."),
-        col("fix", utf8(), false, "Fix type: none, 2d or 3d."),
+        col("hdop", DataType::Float64, true, "Horizontal dilution of precision, if reported."),
+        col("satellites", DataType::UInt8, true, "Satellites used in the solution, if reported."),
+        col("fix", utf8(), true, "Fix type (none, 2d or 3d), if reported."),
         col("gate", utf8(), true, "Gate reason code if the sample fails the GNSS gates, else null."),
         geometry("GNSS position"),
     ]);

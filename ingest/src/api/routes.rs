@@ -1,0 +1,168 @@
+//! Route handlers: extract, call [`Ingest`], shape the response. No logic lives here.
+
+use super::error::ErrorBody;
+use super::{DEVICE_HEADER, SIGNATURE_HEADER};
+use crate::error::{IngestError, Result};
+use crate::registry::{Challenge, DeviceRecord, Registration};
+use crate::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
+use crate::{FrameStored, Ingest, Opened};
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use futures::StreamExt as _;
+use std::sync::Arc;
+use utoipa::OpenApi;
+
+type S = State<Arc<Ingest>>;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "roadhex ingest API",
+        description = "Device registration and signed, resumable capture uploads."
+    ),
+    paths(healthz, readyz, challenge, register, device, revoke, open_capture, put_frame, commit, status),
+    components(schemas(
+        ErrorBody,
+        Challenge,
+        Registration,
+        DeviceRecord,
+        Opened,
+        FrameStored,
+        CaptureStatus,
+        CaptureStage,
+        FrameStatus,
+        FrameStage,
+        Reason
+    ))
+)]
+pub(crate) struct ApiDoc;
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).ok_or(IngestError::MissingHeader(name))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "alive")))]
+pub(crate) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the object store answers.
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "ready"),
+    (status = 503, description = "store unreachable", body = ErrorBody)))]
+pub(crate) async fn readyz(State(ingest): S) -> Result<&'static str> {
+    ingest.ready().await?;
+    Ok("ready")
+}
+
+/// A single-use nonce a device signs to prove it holds its key.
+#[utoipa::path(post, path = "/v1/devices/challenge", responses((status = 200, body = Challenge)))]
+pub(crate) async fn challenge(State(ingest): S) -> Result<Json<Challenge>> {
+    Ok(Json(ingest.challenge().await?))
+}
+
+/// Registers a device key to a contributor (201 new, 200 already registered).
+#[utoipa::path(post, path = "/v1/devices", request_body = Registration, responses(
+    (status = 201, body = DeviceRecord), (status = 200, body = DeviceRecord),
+    (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub(crate) async fn register(State(ingest): S, body: Bytes) -> Result<impl IntoResponse> {
+    let req: Registration =
+        serde_json::from_slice(&body).map_err(|e| IngestError::BadRequest(e.to_string()))?;
+    let (record, created) = ingest.register(&req).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(record)))
+}
+
+/// A device's public record.
+#[utoipa::path(get, path = "/v1/devices/{id}", params(("id" = String, Path, description = "device id")),
+    responses((status = 200, body = DeviceRecord), (status = 401, body = ErrorBody)))]
+pub(crate) async fn device(State(ingest): S, Path(id): Path<String>) -> Result<Json<DeviceRecord>> {
+    Ok(Json(ingest.device(&id).await?))
+}
+
+/// Revokes a device key (operator token required).
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id")),
+    security(("operator_token" = [])),
+    responses((status = 200, body = DeviceRecord), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(crate) async fn revoke(
+    State(ingest): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<DeviceRecord>> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    Ok(Json(ingest.revoke(&id, token).await?))
+}
+
+/// Phase 1: post the signed manifest bytes; the answer lists the frames still needed.
+/// Posting the same manifest again resumes the same capture.
+#[utoipa::path(post, path = "/v1/captures",
+    request_body(content = String, content_type = "application/json", description = "manifest bytes exactly as signed"),
+    params(
+        ("x-roadhex-device" = String, Header, description = "device id"),
+        ("x-roadhex-signature" = String, Header, description = "base64 ed25519 signature over the body")),
+    responses((status = 201, body = Opened), (status = 200, body = Opened),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub(crate) async fn open_capture(
+    State(ingest): S,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse> {
+    let device = header(&headers, DEVICE_HEADER)?;
+    let signature = header(&headers, SIGNATURE_HEADER)?;
+    let limit = ingest.config().max_manifest_bytes;
+    let bytes = read_limited(body, limit).await?;
+    let opened = ingest.open_capture(device, signature, bytes).await?;
+    Ok((if opened.created { StatusCode::CREATED } else { StatusCode::OK }, Json(opened)))
+}
+
+/// Phase 2: upload one frame by its SHA-256 (idempotent; 2xx once durable).
+#[utoipa::path(put, path = "/v1/captures/{id}/frames/{sha256}",
+    request_body(content = Vec<u8>, content_type = "image/jpeg"),
+    params(("id" = String, Path, description = "capture id"), ("sha256" = String, Path, description = "frame hash")),
+    responses((status = 201, body = FrameStored), (status = 200, body = FrameStored),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(crate) async fn put_frame(
+    State(ingest): S,
+    Path((id, sha256)): Path<(String, String)>,
+    body: Body,
+) -> Result<impl IntoResponse> {
+    let stored = ingest.put_frame(&id, &sha256, body.into_data_stream()).await?;
+    Ok((if stored.created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
+}
+
+/// Phase 3: every needed frame is uploaded; queue the capture for processing.
+#[utoipa::path(post, path = "/v1/captures/{id}/commit", params(("id" = String, Path, description = "capture id")),
+    responses((status = 202, body = CaptureStatus), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(crate) async fn commit(State(ingest): S, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    Ok((StatusCode::ACCEPTED, Json(ingest.commit(&id).await?)))
+}
+
+/// A capture's state, reasons and per-frame states in manifest order.
+#[utoipa::path(get, path = "/v1/captures/{id}", params(("id" = String, Path, description = "capture id")),
+    responses((status = 200, body = CaptureStatus), (status = 404, body = ErrorBody)))]
+pub(crate) async fn status(State(ingest): S, Path(id): Path<String>) -> Result<Json<CaptureStatus>> {
+    Ok(Json(ingest.status(&id).await?))
+}
+
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes> {
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| IngestError::BadRequest(format!("reading the body: {e}")))?;
+        if buf.len() + chunk.len() > limit {
+            return Err(IngestError::ManifestTooLarge { size: buf.len() + chunk.len(), limit });
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.into())
+}

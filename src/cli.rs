@@ -1,0 +1,147 @@
+//! The command line. Names here are a contract with scripts and operators: extend, don't rename.
+
+use crate::config::ServeArgs;
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use roadhex_ingest::client::build::BuildOptions;
+use roadhex_schemas::Mount;
+use roadhex_schemas::gates::GateConfig;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "roadhex", version, about = "Open dashcam mapping network: node and reference client")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the node (every role in one process).
+    Serve(ServeArgs),
+    /// Device keys.
+    Device {
+        #[command(subcommand)]
+        cmd: DeviceCmd,
+    },
+    /// Build signed captures from frames and a track.
+    Capture {
+        #[command(subcommand)]
+        cmd: CaptureCmd,
+    },
+    /// Upload captures (resumable; re-run to resume).
+    Upload(UploadArgs),
+    /// Register a demo device and upload a demo drive to a running node.
+    Demo {
+        #[arg(long, env = "ROADHEX_SERVER")]
+        server: String,
+        /// Where the demo keeps its key, track and built captures.
+        #[arg(long, default_value = "./data-demo")]
+        work: PathBuf,
+        /// shared/data folder with the Hivemapper Bee frames; a drive is rendered when absent.
+        #[arg(long, env = "ROADHEX_SHARED_DATA", default_value = "../shared/data")]
+        shared_data: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DeviceCmd {
+    /// Create a device key file and print the device id.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Register the key with a server (proof of possession over a server challenge).
+    Register {
+        #[arg(long, env = "ROADHEX_SERVER")]
+        server: String,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        contributor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CaptureCmd {
+    /// Split a drive into signed captures of ≤ 1 km / ≤ 125 keyframes (one directory each).
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    #[arg(long)]
+    key: PathBuf,
+    /// Folder of JPEG frames.
+    #[arg(long)]
+    frames: PathBuf,
+    /// Track file (GPX).
+    #[arg(long)]
+    track: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Time of the first frame, for frames without EXIF time (RFC 3339).
+    #[arg(long, requires = "interval_ms")]
+    start: Option<DateTime<Utc>>,
+    /// Milliseconds between frames, for frames without EXIF time.
+    #[arg(long, requires = "start")]
+    interval_ms: Option<i64>,
+    /// Calibrated focal length in pixels.
+    #[arg(long)]
+    focal_px: Option<f64>,
+    /// Horizontal field of view in degrees (used when no focal length is given).
+    #[arg(long, default_value_t = 110.0)]
+    hfov_deg: f64,
+    #[arg(long, value_parser = parse_mount, default_value = "front")]
+    mount: Mount,
+    /// Camera height above the road in metres.
+    #[arg(long, default_value_t = 1.4)]
+    mount_height: f64,
+    /// Print the build report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn parse_mount(s: &str) -> Result<Mount, String> {
+    match s {
+        "front" => Ok(Mount::Front),
+        "side" => Ok(Mount::Side),
+        _ => Err("mount is front or side".into()),
+    }
+}
+
+impl BuildArgs {
+    pub(crate) fn into_options(self) -> BuildOptions {
+        BuildOptions {
+            key_file: self.key,
+            frames_dir: self.frames,
+            track: self.track,
+            out: self.out,
+            start: self.start,
+            interval_ms: self.interval_ms,
+            focal_length_px: self.focal_px,
+            hfov_deg: Some(self.hfov_deg),
+            mount: self.mount,
+            mount_height_m: self.mount_height,
+            gates: GateConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UploadArgs {
+    #[arg(long, env = "ROADHEX_SERVER")]
+    pub(crate) server: String,
+    /// Capture directories written by `capture build`.
+    #[arg(required = true)]
+    pub(crate) captures: Vec<PathBuf>,
+    /// One JSON line per capture instead of text and a progress bar.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Frames in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) parallel: usize,
+    /// Attempts per request before giving up (with exponential backoff).
+    #[arg(long, default_value_t = 6)]
+    pub(crate) attempts: u32,
+}

@@ -1,0 +1,89 @@
+//! Node configuration: one serde struct, readable from a TOML file, every field also a flag with an
+//! environment variable. Flags and environment win over the file.
+
+use anyhow::Context as _;
+use clap::Args;
+use roadhex_ingest::IngestConfig;
+use roadhex_schemas::gates::GateConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ServeArgs {
+    /// TOML file with any of these settings (keys as the long flags, with underscores).
+    #[arg(long, env = "ROADHEX_CONFIG")]
+    #[serde(skip)]
+    pub(crate) config: Option<PathBuf>,
+    /// Local data directory (the embedded default store). Default: ./data
+    #[arg(long, env = "ROADHEX_DATA")]
+    pub(crate) data: Option<PathBuf>,
+    /// Object store URL instead of --data: file:///dir, memory:// or s3://bucket/prefix.
+    #[arg(long, env = "ROADHEX_STORE")]
+    pub(crate) store: Option<String>,
+    /// Address to listen on; port 0 picks a free port (printed on start). Default: 127.0.0.1:8080
+    #[arg(long, env = "ROADHEX_LISTEN")]
+    pub(crate) listen: Option<String>,
+    /// Bearer token for operator routes; unset disables them.
+    #[arg(long, env = "ROADHEX_OPERATOR_TOKEN", hide_env_values = true)]
+    pub(crate) operator_token: Option<String>,
+    /// Requests per second allowed per device.
+    #[arg(long, env = "ROADHEX_DEVICE_RATE")]
+    pub(crate) device_rate_per_s: Option<f64>,
+    /// Request burst allowed per device.
+    #[arg(long, env = "ROADHEX_DEVICE_BURST")]
+    pub(crate) device_burst: Option<f64>,
+    /// Largest signed manifest accepted, in bytes.
+    #[arg(long, env = "ROADHEX_MAX_MANIFEST_BYTES")]
+    pub(crate) max_manifest_bytes: Option<usize>,
+    /// Telemetry gates (file only).
+    #[arg(skip)]
+    pub(crate) gates: Option<GateConfig>,
+}
+
+/// Settings after merging file, flags and defaults.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub(crate) store_url: String,
+    pub(crate) listen: String,
+    pub(crate) ingest: IngestConfig,
+}
+
+impl ServeArgs {
+    pub(crate) fn resolve(self) -> anyhow::Result<Resolved> {
+        let file = match &self.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<ServeArgs>(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => ServeArgs::default(),
+        };
+        let store_url = match self.store.or(file.store) {
+            Some(url) => url,
+            None => {
+                let dir = self.data.or(file.data).unwrap_or_else(|| PathBuf::from("./data"));
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+                format!("file://{}", dir.display())
+            }
+        };
+        let defaults = IngestConfig::default();
+        let ingest = IngestConfig {
+            max_manifest_bytes: self
+                .max_manifest_bytes
+                .or(file.max_manifest_bytes)
+                .unwrap_or(defaults.max_manifest_bytes),
+            device_rate_per_s: self
+                .device_rate_per_s
+                .or(file.device_rate_per_s)
+                .unwrap_or(defaults.device_rate_per_s),
+            device_burst: self.device_burst.or(file.device_burst).unwrap_or(defaults.device_burst),
+            operator_token: self.operator_token.or(file.operator_token).filter(|t| !t.is_empty()),
+            gates: file.gates.unwrap_or(defaults.gates.clone()),
+            ..defaults
+        };
+        let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        Ok(Resolved { store_url, listen, ingest })
+    }
+}
