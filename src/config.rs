@@ -28,7 +28,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROADHEX_OPERATOR_TOKEN", hide_env_values = true)]
     pub(crate) operator_token: Option<String>,
     /// Requests per second allowed per device.
-    #[arg(long, env = "ROADHEX_DEVICE_RATE")]
+    #[arg(long = "device-rate", env = "ROADHEX_DEVICE_RATE")]
     pub(crate) device_rate_per_s: Option<f64>,
     /// Request burst allowed per device.
     #[arg(long, env = "ROADHEX_DEVICE_BURST")]

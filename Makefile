@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh Debian machine: `make run` and `make test`.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/roadhex/target
+export ROADHEX_SHARED_DATA ?= $(abspath ../shared/data)
+CARGO_FEATURES := --features roadhex-lake/sql
+
+.PHONY: setup build run test bench clippy fmt
+
+setup:
+	@bash deploy/setup.sh
+
+build: setup
+	cargo build --bin roadhex
+
+run: build
+	bash deploy/run.sh
+
+test: setup
+	cargo test --workspace $(CARGO_FEATURES)
+
+# Throughput figures beside their references, measured in the same run (release-like profile).
+bench: setup
+	cargo build --profile perf --bin roadhex --bin ingest-bench
+	$(CARGO_TARGET_DIR)/perf/ingest-bench
+
+clippy: setup
+	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings
+
+fmt:
+	cargo fmt --all

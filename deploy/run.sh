@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make run`: the node on ./data (embedded store and queue, no external services), with a demo
+# drive uploaded through the real API once it is up. Ctrl-C stops it.
+set -euo pipefail
+BIN="${CARGO_TARGET_DIR:-$HOME/.cache/roadhex/target}/debug/roadhex"
+LISTEN="${ROADHEX_LISTEN:-127.0.0.1:8080}"
+URL="http://$LISTEN"
+SHARED="${ROADHEX_SHARED_DATA:-../shared/data}"
+
+"$BIN" serve --data "${ROADHEX_DATA:-./data}" --listen "$LISTEN" &
+server=$!
+trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
+for _ in $(seq 100); do
+  curl -fsS "$URL/healthz" >/dev/null 2>&1 && break
+  kill -0 $server 2>/dev/null || { echo "run: the node failed to start" >&2; exit 1; }
+  sleep 0.1
+done
+"$BIN" demo --server "$URL" --work ./data-demo --shared-data "$SHARED"
+echo "run: node at $URL (API: $URL/openapi.json). Ctrl-C to stop."
+wait $server

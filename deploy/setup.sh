@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing roadhex needs on a fresh Debian 12 machine.
+# Idempotent: a second run checks and installs nothing. Called by `make run` and `make test`.
+set -euo pipefail
+
+# Debian packages: C toolchain for the -sys crates (zstd, ring), pkg-config, and Python 3 for
+# the test helpers.
+APT_PACKAGES=(build-essential pkg-config python3 curl ca-certificates)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Rust: the workspace declares rust-version 1.95.
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo not found; install Rust 1.95 or newer (rustup) and re-run" >&2
+  exit 1
+fi
+have=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n1.95.0\n' "$have" | sort -V | head -1)" != "1.95.0" ]; then
+  echo "setup: rustc $have is older than 1.95" >&2
+  exit 1
+fi
+
+# Builds live outside the clone so every checkout (and CI) reuses them.
+mkdir -p "${CARGO_TARGET_DIR:-$HOME/.cache/roadhex/target}"
+echo "setup: ok (rustc $have, target dir ${CARGO_TARGET_DIR:-$HOME/.cache/roadhex/target})"

@@ -1,0 +1,162 @@
+//! The happy path through the real CLI: keygen, register, build, a partial upload, resume, commit,
+//! then state, tables and queue.
+
+use crate::support::*;
+use parquet::file::reader::{FileReader as _, SerializedFileReader};
+use std::path::Path;
+
+fn parquet_rows(path: &Path) -> i64 {
+    let file = std::fs::File::open(path).expect("open parquet");
+    let reader = SerializedFileReader::new(file).expect("parquet");
+    let meta = reader.metadata().file_metadata();
+    let geo = meta.key_value_metadata().and_then(|kv| kv.iter().find(|k| k.key == "geo").cloned());
+    assert!(geo.is_some(), "{} lacks GeoParquet metadata", path.display());
+    meta.num_rows()
+}
+
+#[test]
+fn build_upload_resume_commit() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let server = Server::start(&data, &[]);
+    let key = tmp.path().join("device.key");
+    let key_s = key.to_str().expect("utf8");
+    let device_id = roadhex_ok(&["device", "keygen", "--out", key_s]).trim().to_owned();
+    assert_eq!(device_id.len(), 32);
+    let out = roadhex_ok(&[
+        "device",
+        "register",
+        "--server",
+        &server.url,
+        "--key",
+        key_s,
+        "--contributor",
+        "alice",
+    ]);
+    assert!(out.contains(&device_id) && out.contains("alice"), "{out}");
+
+    // Frames without EXIF time: one per second from T0 + 2 s, on a track at 10 m/s (10 m apart).
+    let gpx = tmp.path().join("drive.gpx");
+    write_street_gpx(&gpx, T0, 30, 10.0);
+    let captures = tmp.path().join("captures");
+    let frames = udacity_frames();
+    let start = chrono::DateTime::from_timestamp_millis(T0 + 2_000).expect("t").to_rfc3339();
+    let (frames_s, gpx_s, out_s) =
+        (frames.to_str().expect("utf8"), gpx.to_str().expect("utf8"), captures.to_str().expect("utf8"));
+    let report = roadhex_ok(&[
+        "capture",
+        "build",
+        "--key",
+        key_s,
+        "--frames",
+        frames_s,
+        "--track",
+        gpx_s,
+        "--out",
+        out_s,
+        "--start",
+        &start,
+        "--interval-ms",
+        "1000",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+    assert_eq!(report["captures"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(report["captures"][0]["frames"], 6);
+    let dir = captures.join("capture-000001");
+
+    // Start the upload by hand and stop after three frames, as an interrupted app would.
+    let bytes = std::fs::read(dir.join("manifest.json")).expect("manifest");
+    let sig = std::fs::read_to_string(dir.join("manifest.sig")).expect("sig");
+    let opened: serde_json::Value = server.post_signed(&device_id, &sig, &bytes).json().expect("json");
+    let id = opened["capture_id"].as_str().expect("id").to_owned();
+    let missing: Vec<String> = opened["missing"]
+        .as_array()
+        .expect("missing")
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(missing.len(), 6);
+    for sha in &missing[..3] {
+        let body = std::fs::read(dir.join("frames").join(format!("{sha}.jpg"))).expect("frame");
+        assert_eq!(server.put_frame(&id, sha, body).status(), 201);
+    }
+    assert_eq!(server.status(&id)["state"], "receiving");
+
+    // The CLI resumes: it sends only the three missing frames, then commits.
+    let line = roadhex_ok(&["upload", "--server", &server.url, "--json", dir.to_str().expect("utf8")]);
+    let result: serde_json::Value = serde_json::from_str(line.trim()).expect("result json");
+    assert_eq!(result["capture_id"], id.as_str());
+    assert_eq!(
+        (result["uploaded"].as_u64(), result["already_present"].as_u64()),
+        (Some(3), Some(3)),
+        "{result}"
+    );
+    assert_eq!(result["state"], "queued");
+
+    let status = server.status(&id);
+    assert_eq!(status["state"], "queued");
+    assert_eq!(status["contributor_id"], "alice");
+    let frames = status["frames"].as_array().expect("frames");
+    assert_eq!(frames.len(), 6);
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(
+            (f["index"].as_u64(), f["state"].as_str(), f["frame_id"].is_null()),
+            (Some(i as u64), Some("received"), true)
+        );
+    }
+
+    // Re-uploading is a no-op that reports the same capture.
+    let again = roadhex_ok(&["upload", "--server", &server.url, "--json", dir.to_str().expect("utf8")]);
+    let again: serde_json::Value = serde_json::from_str(again.trim()).expect("json");
+    assert_eq!((again["capture_id"].as_str(), again["uploaded"].as_u64()), (Some(id.as_str()), Some(0)));
+
+    // Tables and queue.
+    let part = data.join("tables/captures/date=2026-05-01").join(format!("part-capture-{id}.parquet"));
+    assert_eq!(parquet_rows(&part), 1);
+    let manifest: serde_json::Value = serde_json::from_slice(&bytes).expect("manifest json");
+    let telemetry = data.join("tables/telemetry/date=2026-05-01").join(format!("part-capture-{id}.parquet"));
+    assert_eq!(parquet_rows(&telemetry), manifest["telemetry"].as_array().map_or(0, |a| a.len() as i64));
+    assert!(data.join(format!("queue/vision/{id}.json")).exists());
+    assert_eq!(files(&data.join(format!("raw/captures/{id}/frames"))).len(), 6);
+}
+
+#[test]
+fn killed_upload_resumes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    // A tight per-device rate keeps the upload slow enough to kill it midway.
+    let server = Server::start(&tmp.path().join("data"), &["--device-rate", "10", "--device-burst", "3"]);
+    let key = server.register_device("bob");
+    let frames = frames();
+    let m = manifest(&key, 1, &frames);
+    let cap = tmp.path().join("capture");
+    std::fs::create_dir_all(cap.join("frames")).expect("mkdir");
+    let bytes = m.to_bytes();
+    std::fs::write(cap.join("manifest.sig"), key.sign(&bytes).expect("sign")).expect("sig");
+    std::fs::write(cap.join("manifest.json"), &bytes).expect("manifest");
+    for (b, s) in &frames {
+        std::fs::write(cap.join("frames").join(format!("{s}.jpg")), b).expect("frame");
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_roadhex"))
+        .args(["upload", "--server", &server.url, "--json", "--parallel", "1", cap.to_str().expect("utf8")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn upload");
+    let id = roadhex_schemas::CaptureId::from_manifest_bytes(&bytes).to_string();
+    let frames_dir = server.data.join(format!("raw/captures/{id}/frames"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while files(&frames_dir).len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill upload");
+    child.wait().expect("wait");
+    let stored = files(&frames_dir).len();
+    assert!((2..6).contains(&stored), "killed after {stored} frames");
+    assert_eq!(server.status(&id)["state"], "receiving");
+
+    let line = roadhex_ok(&["upload", "--server", &server.url, "--json", cap.to_str().expect("utf8")]);
+    let r: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+    assert_eq!(r["state"], "queued", "{r}");
+    assert_eq!(r["already_present"].as_u64(), Some(stored as u64), "{r}");
+    assert_eq!(r["uploaded"].as_u64(), Some(6 - stored as u64), "{r}");
+}
