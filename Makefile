@@ -19,8 +19,7 @@ test: setup
 
 # Throughput figures beside their references, measured in the same run (release-like profile).
 bench: setup
-	cargo build --profile perf --bin roadhex --bin ingest-bench
-	$(CARGO_TARGET_DIR)/perf/ingest-bench
+	cargo run --profile perf -p roadhex-ingest --example ingest_bench
 
 clippy: setup
 	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings

@@ -96,11 +96,12 @@ impl Ingest {
             });
         }
         let device_id = registry::parse_device_id(device)?;
-        self.rate_limit(device_id.as_str())?;
         let sig = decode_signature(signature)?;
         let active = registry::active(&self.lake, &device_id).await?;
         // The signature covers the exact bytes: check it before parsing anything.
         verify(&active.key, &bytes, &sig)?;
+        // Limit only requests the device really signed, so nobody can spend another device's budget.
+        self.rate_limit(device_id.as_str())?;
         let manifest = CaptureManifest::parse(&bytes)?;
         if manifest.device_id != device_id.as_str() {
             return Err(IngestError::DeviceMismatch {

@@ -48,4 +48,38 @@ mod tests {
             assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
         }
     }
+
+    #[tokio::test]
+    async fn reads_written_files_with_the_date_partition() {
+        use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+        let lake = Lake::open("memory://").expect("open");
+        for (date, key, n) in [("2026-05-01", "a", 2usize), ("2026-05-02", "b", 3)] {
+            let t = Table::Epochs;
+            let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+            let ts =
+                || Arc::new(TimestampMillisecondArray::from(vec![0i64; n]).with_timezone("UTC")) as ArrayRef;
+            let cols: Vec<ArrayRef> = vec![
+                text(key),
+                ts(),
+                ts(),
+                ts(),
+                text("v1"),
+                Arc::new(datafusion::arrow::array::UInt64Array::from(vec![7u64; n])),
+                Arc::new(Float64Array::from(vec![1.0; n])),
+                text("00"),
+                ts(),
+            ];
+            let batch = datafusion::arrow::array::RecordBatch::try_new(t.schema(), cols).expect("batch");
+            crate::writer::append(&lake, t, date, key, &[batch]).await.expect("append");
+        }
+        let ctx = session(&lake).expect("session");
+        let df = ctx
+            .sql("SELECT date, count(*) AS n FROM epochs WHERE date = '2026-05-02' GROUP BY date")
+            .await
+            .expect("plan");
+        let rows = df.collect().await.expect("run");
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&rows).expect("fmt").to_string();
+        assert!(text.contains("2026-05-02") && text.contains("| 3 "), "{text}");
+        assert!(!text.contains("2026-05-01"), "{text}");
+    }
 }

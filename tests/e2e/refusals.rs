@@ -261,3 +261,18 @@ fn commit_with_missing_frames() {
     assert_eq!(body["details"]["missing"].as_array().map(Vec::len), Some(5));
     assert_eq!(s.server.status(&id)["state"], "receiving");
 }
+
+#[test]
+fn rate_limited_per_device() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&tmp.path().join("data"), &["--device-rate", "0.01", "--device-burst", "1"]);
+    let key = server.register_device("erin");
+    let bytes = manifest(&key, 1, &frames()).to_bytes();
+    assert_eq!(server.post_manifest(&key, &bytes).status(), 201);
+    let resp = server.post_manifest(&key, &bytes);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_refused(resp, 429, "rate_limited");
+    // Another device is not affected.
+    let other = server.register_device("frank");
+    assert_eq!(server.post_manifest(&other, &manifest(&other, 1, &frames()).to_bytes()).status(), 201);
+}

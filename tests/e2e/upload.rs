@@ -119,6 +119,29 @@ fn build_upload_resume_commit() {
     assert_eq!(parquet_rows(&telemetry), manifest["telemetry"].as_array().map_or(0, |a| a.len() as i64));
     assert!(data.join(format!("queue/vision/{id}.json")).exists());
     assert_eq!(files(&data.join(format!("raw/captures/{id}/frames"))).len(), 6);
+
+    // The OpenAPI document describes every route.
+    let api: serde_json::Value = server
+        .http()
+        .get(format!("{}/openapi.json", server.url))
+        .send()
+        .expect("openapi")
+        .json()
+        .expect("json");
+    for route in [
+        "/healthz",
+        "/readyz",
+        "/v1/devices/challenge",
+        "/v1/devices",
+        "/v1/devices/{id}",
+        "/v1/devices/{id}/revoke",
+        "/v1/captures",
+        "/v1/captures/{id}",
+        "/v1/captures/{id}/frames/{sha256}",
+        "/v1/captures/{id}/commit",
+    ] {
+        assert!(api["paths"].get(route).is_some(), "openapi lacks {route}");
+    }
 }
 
 #[test]
