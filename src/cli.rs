@@ -3,7 +3,7 @@
 use crate::config::ServeArgs;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
-use roadhex_ingest::client::build::BuildOptions;
+use roadhex_ingest::client::build::{BuildOptions, Input};
 use roadhex_schemas::Mount;
 use roadhex_schemas::gates::GateConfig;
 use std::path::PathBuf;
@@ -72,12 +72,18 @@ pub(crate) enum CaptureCmd {
 pub(crate) struct BuildArgs {
     #[arg(long)]
     key: PathBuf,
-    /// Folder of JPEG frames.
-    #[arg(long)]
-    frames: PathBuf,
+    /// Folder of JPEG frames (with --track).
+    #[arg(long, requires = "track", conflicts_with = "framekm")]
+    frames: Option<PathBuf>,
     /// Track file (GPX).
-    #[arg(long)]
-    track: PathBuf,
+    #[arg(long, requires = "frames")]
+    track: Option<PathBuf>,
+    /// Hivemapper FrameKM bundle (with --metadata).
+    #[arg(long, requires = "metadata")]
+    framekm: Option<PathBuf>,
+    /// The FrameKM's metadata JSON.
+    #[arg(long, requires = "framekm")]
+    metadata: Option<PathBuf>,
     #[arg(long)]
     out: PathBuf,
     /// Time of the first frame, for frames without EXIF time (RFC 3339).
@@ -111,20 +117,26 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
 }
 
 impl BuildArgs {
-    pub(crate) fn into_options(self) -> BuildOptions {
-        BuildOptions {
+    pub(crate) fn into_options(self) -> anyhow::Result<BuildOptions> {
+        let input = match (self.frames, self.track, self.framekm, self.metadata) {
+            (Some(frames_dir), Some(track), None, None) => {
+                Input::Folder { frames_dir, track, start: self.start, interval_ms: self.interval_ms }
+            }
+            (None, None, Some(bundle), Some(metadata)) => Input::FrameKm { bundle, metadata },
+            _ => anyhow::bail!(
+                "give either --frames DIR --track FILE, or --framekm BUNDLE --metadata META.json"
+            ),
+        };
+        Ok(BuildOptions {
             key_file: self.key,
-            frames_dir: self.frames,
-            track: self.track,
+            input,
             out: self.out,
-            start: self.start,
-            interval_ms: self.interval_ms,
             focal_length_px: self.focal_px,
             hfov_deg: Some(self.hfov_deg),
             mount: self.mount,
             mount_height_m: self.mount_height,
             gates: GateConfig::default(),
-        }
+        })
     }
 }
 

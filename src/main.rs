@@ -55,7 +55,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Capture { cmd: CaptureCmd::Build(args) } => {
             let json = args.json;
-            let report = tokio::task::spawn_blocking(move || build::build(&args.into_options()))
+            let opts = args.into_options()?;
+            let report = tokio::task::spawn_blocking(move || build::build(&opts))
                 .await
                 .context("capture build task")??;
             if json {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use utoipa::ToSchema;
 
 /// Answer to opening (or resuming) a capture.
@@ -53,6 +54,10 @@ pub(crate) struct Loaded {
     pub(crate) manifest: CaptureManifest,
     pub(crate) contributor_id: String,
     pub(crate) gates: Vec<FrameGate>,
+    /// Still taking frames. Cached so a frame upload does not re-read the state object; only
+    /// commit clears it, and commit runs in ingest. (With several ingest processes a stale
+    /// `true` can admit a late frame; the raw-retention purge removes such strays.)
+    receiving: AtomicBool,
 }
 
 impl Loaded {
@@ -158,6 +163,7 @@ impl Ingest {
             manifest,
             contributor_id: active.record.contributor_id,
             gates,
+            receiving: AtomicBool::new(true),
         });
         // Idempotent writes: a resumed open repairs whatever a crash left unwritten.
         if !self.lake.exists(&paths::raw_manifest(&id)).await? {
@@ -174,6 +180,7 @@ impl Ingest {
                 s
             }
         };
+        loaded.receiving.store(state.state == CaptureStage::Receiving, Ordering::Release);
         self.cache_put(Arc::clone(&loaded));
         let missing = if state.state == CaptureStage::Receiving {
             let have = self.received(&id).await?;
@@ -207,17 +214,21 @@ impl Ingest {
             return Err(IngestError::FrameDropped { index, reason: reason.clone() });
         }
         let path = paths::raw_frame(&loaded.id, sha256);
-        if self.lake.exists(&path).await? {
-            return Ok(FrameStored { sha256: sha256.to_owned(), index, created: false });
-        }
-        if self.status(capture).await?.state != CaptureStage::Receiving {
-            return Err(IngestError::CaptureCommitted(capture.to_owned()));
+        let stored = |created| FrameStored { sha256: sha256.to_owned(), index, created };
+        if !loaded.receiving.load(Ordering::Acquire) {
+            // A retry of a frame that made it before the commit is still a success.
+            return if self.lake.exists(&path).await? {
+                Ok(stored(false))
+            } else {
+                Err(IngestError::CaptureCommitted(capture.to_owned()))
+            };
         }
         self.rate_limit(&loaded.manifest.device_id)?;
-        let (bytes, digest) = read_frame(body).await?;
+        let (bytes, digest) = read_frame(body, loaded.manifest.frames[index].size).await?;
         check_frame(&loaded, index, &bytes, digest)?;
-        self.lake.put(&path, bytes).await?;
-        Ok(FrameStored { sha256: sha256.to_owned(), index, created: true })
+        // Create-only: a concurrent or repeated upload of the same frame finds it stored.
+        let created = self.lake.put_new(&path, bytes).await?;
+        Ok(stored(created))
     }
 
     /// Phase 3: all needed frames are there; record the capture and queue it. Idempotent.
@@ -247,6 +258,7 @@ impl Ingest {
             }
         }
         self.lake.put_json(&paths::capture_state(&loaded.id), &status).await?;
+        loaded.receiving.store(false, Ordering::Release);
         Ok(status)
     }
 
@@ -290,7 +302,9 @@ impl Ingest {
         let manifest = CaptureManifest::parse(&bytes)?;
         let times: Vec<i64> = manifest.frames.iter().map(|f| f.t_ms).collect();
         let gates = evaluate_frames(&self.config.gates, &manifest.telemetry, &times);
-        let loaded = Arc::new(Loaded { id, manifest, contributor_id: status.contributor_id, gates });
+        let receiving = AtomicBool::new(status.state == CaptureStage::Receiving);
+        let loaded =
+            Arc::new(Loaded { id, manifest, contributor_id: status.contributor_id, gates, receiving });
         self.cache_put(Arc::clone(&loaded));
         Ok(loaded)
     }
@@ -326,12 +340,12 @@ fn new_status(l: &Loaded) -> CaptureStatus {
 }
 
 /// Collects and hashes a frame body as it streams in, refusing it once it passes the size limit.
-async fn read_frame<S, E>(mut body: S) -> Result<(Bytes, String)>
+async fn read_frame<S, E>(mut body: S, expected: u64) -> Result<(Bytes, String)>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(usize::try_from(expected.min(MAX_FRAME_BYTES)).unwrap_or(0));
     let mut hasher = Sha256::new();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| IngestError::BadRequest(format!("reading the frame body: {e}")))?;

@@ -183,3 +183,57 @@ fn killed_upload_resumes() {
     assert_eq!(r["already_present"].as_u64(), Some(stored as u64), "{r}");
     assert_eq!(r["uploaded"].as_u64(), Some(6 - stored as u64), "{r}");
 }
+
+#[test]
+fn framekm_bundle_builds_and_uploads() {
+    use roadhex_ingest::formats::framekm;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let server = Server::start(&tmp.path().join("data"), &[]);
+    let key = tmp.path().join("device.key");
+    let key_s = key.to_str().expect("utf8");
+    roadhex_ok(&["device", "keygen", "--out", key_s]);
+    roadhex_ok(&["device", "register", "--server", &server.url, "--key", key_s, "--contributor", "hm-owner"]);
+    // The six frames, 10 m apart along the street, packed as the Hivemapper firmware packs them.
+    let track = street_track(T0, 10, 10.0);
+    let frames: Vec<_> = frames().into_iter().zip(&track[1..]).map(|((b, _), s)| (b, *s)).collect();
+    let (bundle, meta) = framekm::write("km_20260501_102001_6_0", "1.10", &frames);
+    let (b_path, m_path) = (tmp.path().join("km_20260501_102001_6_0"), tmp.path().join("km.json"));
+    std::fs::write(&b_path, bundle).expect("bundle");
+    std::fs::write(&m_path, meta).expect("meta");
+    let out = tmp.path().join("out");
+    let report = roadhex_ok(&[
+        "capture",
+        "build",
+        "--key",
+        key_s,
+        "--framekm",
+        b_path.to_str().expect("utf8"),
+        "--metadata",
+        m_path.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    assert_eq!(report["captures"][0]["frames"], 6, "{report}");
+    let dir = out.join("capture-000001");
+    let line = roadhex_ok(&["upload", "--server", &server.url, "--json", dir.to_str().expect("utf8")]);
+    let r: serde_json::Value = serde_json::from_str(line.trim()).expect("json");
+    assert_eq!((r["state"].as_str(), r["uploaded"].as_u64()), (Some("queued"), Some(6)), "{r}");
+    // A bundle whose sizes do not add up is refused with its code.
+    std::fs::write(&b_path, b"\xFF\xD8 short").expect("bundle");
+    let out = roadhex(&[
+        "capture",
+        "build",
+        "--key",
+        key_s,
+        "--framekm",
+        b_path.to_str().expect("utf8"),
+        "--metadata",
+        m_path.to_str().expect("utf8"),
+        "--out",
+        tmp.path().join("out2").to_str().expect("utf8"),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("framekm_size_mismatch"));
+}

@@ -4,7 +4,8 @@
 
 use super::keys;
 use crate::error::{IngestError, Result};
-use crate::formats::gpx;
+use crate::formats::{framekm, gpx};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use roadhex_schemas::gates::{FramePosition, GateConfig, evaluate_frames, position_at};
 use roadhex_schemas::geo::haversine_m;
@@ -17,16 +18,27 @@ use std::path::{Path, PathBuf};
 /// A frame may be this much closer than the keyframe spacing (as the firmware allows).
 const KEYFRAME_SLACK_M: f64 = 1.0;
 
+/// Where frames and telemetry come from.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A folder of JPEGs and a track file.
+    Folder {
+        frames_dir: PathBuf,
+        track: PathBuf,
+        /// Time of the first frame when frames carry no EXIF time.
+        start: Option<DateTime<Utc>>,
+        /// Interval between frames when frames carry no EXIF time.
+        interval_ms: Option<i64>,
+    },
+    /// A Hivemapper FrameKM bundle and its metadata JSON.
+    FrameKm { bundle: PathBuf, metadata: PathBuf },
+}
+
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub key_file: PathBuf,
-    pub frames_dir: PathBuf,
-    pub track: PathBuf,
+    pub input: Input,
     pub out: PathBuf,
-    /// Time of the first frame when frames carry no EXIF time.
-    pub start: Option<DateTime<Utc>>,
-    /// Interval between frames when frames carry no EXIF time.
-    pub interval_ms: Option<i64>,
     pub focal_length_px: Option<f64>,
     pub hfov_deg: Option<f64>,
     pub mount: Mount,
@@ -59,9 +71,18 @@ pub struct BuildReport {
     pub skipped: Vec<Skipped>,
 }
 
+/// Where a frame's bytes are.
+#[derive(Debug, Clone)]
+enum Source {
+    File(PathBuf),
+    Memory(Bytes),
+}
+
 #[derive(Debug, Clone)]
 struct Frame {
-    path: PathBuf,
+    /// File name or bundle position, for reports.
+    name: String,
+    source: Source,
     sha256: String,
     size: u64,
     width: u32,
@@ -77,10 +98,16 @@ struct Draft {
 
 pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let mut key = keys::load(&opts.key_file)?;
-    let track_bytes = std::fs::read(&opts.track).map_err(|e| IngestError::io(&opts.track, e))?;
-    let track = gpx::parse(&track_bytes)?;
     let mut skipped = Vec::new();
-    let frames = scan_frames(opts, &mut skipped)?;
+    let (track, frames) = match &opts.input {
+        Input::Folder { frames_dir, track, start, interval_ms } => {
+            let bytes = std::fs::read(track).map_err(|e| IngestError::io(track, e))?;
+            let track = gpx::parse(&bytes)?;
+            let times = start.zip(*interval_ms);
+            (track, scan_folder(frames_dir, times, &mut skipped)?)
+        }
+        Input::FrameKm { bundle, metadata } => read_framekm(bundle, metadata, &mut skipped)?,
+    };
     let (drafts, not_keyframes) = select(opts, &track, frames, &mut skipped);
     let mut captures = Vec::new();
     for draft in drafts.into_iter().filter(|d| !d.frames.is_empty()) {
@@ -104,8 +131,11 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
 }
 
 /// Reads every JPEG in the folder (by file name), with hash, size, dimensions and time.
-fn scan_frames(opts: &BuildOptions, skipped: &mut Vec<Skipped>) -> Result<Vec<Frame>> {
-    let dir = &opts.frames_dir;
+fn scan_folder(
+    dir: &Path,
+    times: Option<(DateTime<Utc>, i64)>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<Vec<Frame>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| IngestError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -123,44 +153,84 @@ fn scan_frames(opts: &BuildOptions, skipped: &mut Vec<Skipped>) -> Result<Vec<Fr
     let mut missing_time = 0;
     for (i, path) in paths.iter().enumerate() {
         let bytes = std::fs::read(path).map_err(|e| IngestError::io(path, e))?;
-        let file = path.display().to_string();
-        let size = bytes.len() as u64;
-        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&size) {
-            let reason = format!("{size} bytes; frames must be {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES} bytes");
-            skipped.push(Skipped { file, code: "frame_size_out_of_range".into(), reason });
+        let t_ms = match times {
+            Some((start, step)) => Some(start.timestamp_millis() + step * i as i64),
+            None => exif_time_ms(&bytes),
+        };
+        let Some(t_ms) = t_ms else {
+            missing_time += 1;
             continue;
+        };
+        let name = path.display().to_string();
+        if let Some(f) = inspect_frame(name, Source::File(path.clone()), &bytes, t_ms, skipped) {
+            frames.push(f);
         }
-        let info = match jpeg::inspect(&bytes) {
-            Ok(info) => info,
-            Err(e) => {
-                skipped.push(Skipped { file, code: e.code().into(), reason: e.to_string() });
-                continue;
-            }
-        };
-        let t_ms = match (opts.start, opts.interval_ms) {
-            (Some(start), Some(step)) => start.timestamp_millis() + step * i as i64,
-            _ => exif_time_ms(&bytes).unwrap_or_else(|| {
-                missing_time += 1;
-                0
-            }),
-        };
-        frames.push(Frame {
-            path: path.clone(),
-            sha256: sha256_hex(&bytes),
-            size,
-            width: info.width,
-            height: info.height,
-            t_ms,
-        });
     }
     if missing_time > 0 {
         return Err(IngestError::Build(format!(
             "{missing_time} frames carry no EXIF DateTimeOriginal; pass --start RFC3339 and --interval-ms N"
         )));
     }
-    frames.sort_by(|a, b| a.t_ms.cmp(&b.t_ms).then_with(|| a.path.cmp(&b.path)));
+    frames.sort_by(|a, b| a.t_ms.cmp(&b.t_ms).then_with(|| a.name.cmp(&b.name)));
     frames.dedup_by(|b, a| a.t_ms == b.t_ms || a.sha256 == b.sha256);
     Ok(frames)
+}
+
+/// Splits a FrameKM bundle; its per-frame GNSS fixes are the track.
+fn read_framekm(
+    bundle: &Path,
+    metadata: &Path,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(Vec<GnssSample>, Vec<Frame>)> {
+    let bytes = Bytes::from(std::fs::read(bundle).map_err(|e| IngestError::io(bundle, e))?);
+    let meta = std::fs::read(metadata).map_err(|e| IngestError::io(metadata, e))?;
+    let km =
+        framekm::parse(&bytes, &meta).map_err(|e| IngestError::Build(format!("{} ({})", e, e.code())))?;
+    let mut track: Vec<GnssSample> = km.frames.iter().map(|f| f.sample).collect();
+    track.sort_by_key(|s| s.t_ms);
+    track.dedup_by_key(|s| s.t_ms);
+    let mut frames = Vec::new();
+    for (i, f) in km.frames.iter().enumerate() {
+        let piece = bytes.slice(f.range.clone());
+        let name = format!("{}#{i}", bundle.display());
+        if let Some(frame) =
+            inspect_frame(name, Source::Memory(piece.clone()), &piece, f.sample.t_ms, skipped)
+        {
+            frames.push(frame);
+        }
+    }
+    Ok((track, frames))
+}
+
+/// Size and JPEG checks the server would make; a failing frame is skipped with its reason.
+fn inspect_frame(
+    name: String,
+    source: Source,
+    bytes: &[u8],
+    t_ms: i64,
+    skipped: &mut Vec<Skipped>,
+) -> Option<Frame> {
+    let size = bytes.len() as u64;
+    if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&size) {
+        let reason = format!("{size} bytes; frames must be {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES} bytes");
+        skipped.push(Skipped { file: name, code: "frame_size_out_of_range".into(), reason });
+        return None;
+    }
+    match jpeg::inspect(bytes) {
+        Ok(info) => Some(Frame {
+            name,
+            source,
+            sha256: sha256_hex(bytes),
+            size,
+            width: info.width,
+            height: info.height,
+            t_ms,
+        }),
+        Err(e) => {
+            skipped.push(Skipped { file: name, code: e.code().into(), reason: e.to_string() });
+            None
+        }
+    }
 }
 
 /// DateTimeOriginal (+ SubSecTimeOriginal), read as UTC as dashcams write it.
@@ -196,7 +266,7 @@ fn select(
     let mut drafts = vec![Draft::default()];
     let mut not_keyframes = 0;
     for frame in frames {
-        let file = frame.path.display().to_string();
+        let file = frame.name.clone();
         let gate = evaluate_frames(cfg, track, &[frame.t_ms]).pop();
         let pos = match gate {
             Some(g) if g.verdict.is_ok() => g.position,
@@ -291,7 +361,11 @@ fn write_capture(
     std::fs::create_dir_all(&frames_dir).map_err(|e| IngestError::io(&frames_dir, e))?;
     for (f, _) in &draft.frames {
         let dest = frames_dir.join(format!("{}.jpg", f.sha256));
-        std::fs::copy(&f.path, &dest).map_err(|e| IngestError::io(&dest, e))?;
+        match &f.source {
+            Source::File(path) => std::fs::copy(path, &dest).map(|_| ()),
+            Source::Memory(bytes) => std::fs::write(&dest, bytes),
+        }
+        .map_err(|e| IngestError::io(&dest, e))?;
     }
     let sig_path = dir.join("manifest.sig");
     std::fs::write(&sig_path, &signature).map_err(|e| IngestError::io(&sig_path, e))?;

@@ -1,7 +1,7 @@
 //! The demo drive `make run` uploads: the Hivemapper Bee frames from shared/data when present
 //! (a real San Francisco drive with per-frame GNSS sidecars), else a drive rendered here.
 
-use super::build::{BuildOptions, build};
+use super::build::{BuildOptions, Input, build};
 use super::upload::{UploadOptions, UploadResult, upload};
 use super::{keys, register};
 use crate::error::{IngestError, Result};
@@ -44,11 +44,8 @@ pub async fn run(server: &str, work: &Path, shared_data: Option<&Path>) -> Resul
     }
     let report = build(&BuildOptions {
         key_file,
-        frames_dir,
-        track,
+        input: Input::Folder { frames_dir, track, start, interval_ms },
         out,
-        start,
-        interval_ms,
         focal_length_px: None,
         hfov_deg: Some(hfov),
         mount: Mount::Front,

@@ -1,6 +1,7 @@
 //! Telemetry importers: pure functions from a file's bytes to GNSS samples, one module per format,
 //! each with its own error type.
 
+pub mod framekm;
 pub mod gpx;
 
 use roadhex_schemas::GnssSample;

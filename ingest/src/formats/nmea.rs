@@ -40,9 +40,13 @@ pub enum NmeaError {
          upload a text NMEA 0183 log with $..*hh sentences"
     )]
     NotNmea { skipped_lines: usize, bad_checksums: usize },
-    #[error("NMEA log has no position fix ({no_fix_epochs} epochs without fix): record with the receiver locked")]
+    #[error(
+        "NMEA log has no position fix ({no_fix_epochs} epochs without fix): record with the receiver locked"
+    )]
     NoFix { no_fix_epochs: usize },
-    #[error("{undated_fixes} fixes have no date: the log needs RMC or ZDA sentences (enable them on the receiver)")]
+    #[error(
+        "{undated_fixes} fixes have no date: the log needs RMC or ZDA sentences (enable them on the receiver)"
+    )]
     NoDate { undated_fixes: usize },
 }
 
@@ -63,7 +67,7 @@ pub fn unroll_week_rollover(t_ms: i64, reference_ms: i64) -> i64 {
     if behind <= GPS_ERA_MS / 2 {
         return t_ms;
     }
-    let eras = (behind + GPS_ERA_MS / 2) / GPS_ERA_MS;
+    let eras = behind.saturating_add(GPS_ERA_MS / 2) / GPS_ERA_MS;
     t_ms.saturating_add(eras.saturating_mul(GPS_ERA_MS))
 }
 
@@ -239,7 +243,8 @@ impl Parser {
         let fields: Vec<&str> = body.split(',').collect();
         let address = fields.first().copied().unwrap_or_default().as_bytes();
         // Proprietary ($P…) and query sentences carry nothing we read.
-        if address.len() != 5 || address.first() == Some(&b'P') || !address.iter().all(u8::is_ascii_uppercase) {
+        if address.len() != 5 || address.first() == Some(&b'P') || !address.iter().all(u8::is_ascii_uppercase)
+        {
             self.sentences += 1;
             return;
         }
@@ -289,7 +294,7 @@ impl Parser {
         e.sats_gga = part.sats_gga.or(e.sats_gga);
         // Multi-constellation receivers send one GSA per system: their used satellites add up.
         if let Some(n) = part.sats_gsa {
-            e.sats_gsa = Some(e.sats_gsa.unwrap_or(0) + n);
+            e.sats_gsa = Some(e.sats_gsa.unwrap_or(0).saturating_add(n));
         }
         if let Some(n) = part.in_view {
             match e.in_view.iter_mut().find(|(t, _)| *t == talker) {
@@ -322,15 +327,18 @@ impl Parser {
         };
         self.date = date.or(self.date);
         self.last_tod = Some(tod);
-        let Some((lat, lon, _)) = e.pos else { return };
         if e.no_fix || e.fix == Some(FixType::NoFix) {
             self.no_fix_epochs += 1;
             return;
         }
+        let Some((lat, lon, _)) = e.pos else { return };
         let satellites = e
             .sats_gga
             .or(e.sats_gsa)
-            .or_else(|| (!e.in_view.is_empty()).then(|| e.in_view.iter().map(|(_, n)| n).sum()))
+            .or_else(|| {
+                (!e.in_view.is_empty())
+                    .then(|| e.in_view.iter().fold(0u32, |acc, (_, n)| acc.saturating_add(*n)))
+            })
             .map(|n| u8::try_from(n).unwrap_or(u8::MAX));
         let fix = Fix {
             t_ms: 0,
@@ -386,7 +394,8 @@ fn time_of_day(fields: &[&str], i: usize) -> Field<Option<u32>> {
         return Ok(None);
     }
     let (hms, frac) = s.split_once('.').unwrap_or((s, ""));
-    if hms.len() != 6 || !hms.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if hms.len() != 6 || !hms.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(Malformed);
     }
     let two = |k: usize| hms.get(k..k + 2).and_then(|d| d.parse::<u32>().ok()).ok_or(Malformed);
@@ -394,7 +403,11 @@ fn time_of_day(fields: &[&str], i: usize) -> Field<Option<u32>> {
     if h > 23 || m > 59 || sec > 60 {
         return Err(Malformed);
     }
-    let ms = if frac.is_empty() { 0.0 } else { format!("0.{frac}").parse::<f64>().map_err(|_| Malformed)? * 1000.0 };
+    let ms = if frac.is_empty() {
+        0.0
+    } else {
+        format!("0.{frac}").parse::<f64>().map_err(|_| Malformed)? * 1000.0
+    };
     Ok(Some(((h * 60 + m) * 60 + sec) * 1000 + (ms.round() as u32).min(999)))
 }
 
@@ -523,12 +536,7 @@ fn gsa(f: &[&str]) -> Field<Part> {
         _ => return Err(Malformed),
     };
     let used = (3..=14).filter(|&i| !field(f, i).is_empty()).count() as u32;
-    Ok(Part {
-        fix,
-        sats_gsa: (used > 0).then_some(used),
-        hdop_gsa: num(f, 16)?,
-        ..Part::default()
-    })
+    Ok(Part { fix, sats_gsa: (used > 0).then_some(used), hdop_gsa: num(f, 16)?, ..Part::default() })
 }
 
 fn gsv(f: &[&str]) -> Field<Part> {
@@ -598,7 +606,10 @@ mod tests {
         .concat();
         let t = parse(log.as_bytes()).expect("parse");
         assert_eq!(t.samples[0].satellites, Some(15));
-        assert_eq!((t.samples[1].satellites, t.samples[1].fix, t.samples[1].hdop), (Some(5), Some(FixType::Fix2d), Some(1.3)));
+        assert_eq!(
+            (t.samples[1].satellites, t.samples[1].fix, t.samples[1].hdop),
+            (Some(5), Some(FixType::Fix2d), Some(1.3))
+        );
     }
 
     #[test]
@@ -642,14 +653,26 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(parse(b"").unwrap_err().code(), "nmea_not_nmea");
-        assert_eq!(parse(&[0xff, 0x00, b'$', b'*']).unwrap_err().code(), "nmea_not_nmea");
+        assert_eq!(parse(b"").expect_err("must be refused").code(), "nmea_not_nmea");
+        assert_eq!(parse(&[0xff, 0x00, b'$', b'*']).expect_err("must be refused").code(), "nmea_not_nmea");
         let no_fix = sentence("GPRMC,120000.00,V,,,,,,,230394,,");
-        assert_eq!(parse(no_fix.as_bytes()).unwrap_err().code(), "nmea_no_fix");
+        assert_eq!(parse(no_fix.as_bytes()).expect_err("must be refused").code(), "nmea_no_fix");
         let no_date = sentence("GPGGA,120000.00,4807.038,N,01131.000,E,1,08,0.9,545.4,M,46.9,M,,");
-        let err = parse(no_date.as_bytes()).unwrap_err();
+        let err = parse(no_date.as_bytes()).expect_err("must be refused");
         assert_eq!(err, NmeaError::NoDate { undated_fixes: 1 });
         assert_eq!(err.code(), "nmea_no_date");
+    }
+
+    #[test]
+    fn dates_are_taken_as_sent() {
+        // RMC date 260514: 2014-05-26, where gpsd's harness printed 2034-01-09 (1024 weeks on).
+        let t = parse(&std::fs::read(format!("{DIR}bu353-glonass.log")).unwrap_or_default()).expect("parse");
+        let first = t.samples.first().map(|s| s.t_ms).unwrap_or_default();
+        assert_eq!(
+            first,
+            DateTime::parse_from_rfc3339("2014-05-26T08:14:11Z").map(|d| d.timestamp_millis()).unwrap_or(0)
+        );
+        assert_eq!(unroll_week_rollover(first, first), first);
     }
 
     #[test]
@@ -707,13 +730,23 @@ mod tests {
             if v["class"] != "TPV" {
                 continue;
             }
-            let t_ms = v["time"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.timestamp_millis());
+            let t_ms = v["time"]
+                .as_str()
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.timestamp_millis());
             let tod = t_ms.map(|t| t.rem_euclid(i64::from(DAY_MS)) as u32).or(last_tod);
             if let Some(tod_ms) = tod {
                 // gpsd reports again as each sentence of an epoch arrives: its last report is
                 // the complete one (earlier ones may hold speeds gpsd derived itself).
                 out.retain(|e: &Expected| e.tod_ms != tod_ms);
-                out.push(Expected { tod_ms, t_ms, lat, lon, speed: v["speed"].as_f64(), track: v["track"].as_f64() });
+                out.push(Expected {
+                    tod_ms,
+                    t_ms,
+                    lat,
+                    lon,
+                    speed: v["speed"].as_f64(),
+                    track: v["track"].as_f64(),
+                });
             }
         }
         out
@@ -746,8 +779,11 @@ mod tests {
                 }
             };
             assert!(got.samples.windows(2).all(|w| w[0].t_ms < w[1].t_ms), "{name}");
-            let find = |tod: u32| got.samples.iter().find(|s| s.t_ms.rem_euclid(i64::from(DAY_MS)) == i64::from(tod));
-            let (mut pos, mut pos_dated, mut time, mut spd, mut spd_n, mut trk, mut trk_n) = (0, 0, 0, 0, 0, 0, 0);
+            let find = |tod: u32| {
+                got.samples.iter().find(|s| s.t_ms.rem_euclid(i64::from(DAY_MS)) == i64::from(tod))
+            };
+            let (mut pos, mut pos_dated, mut time, mut spd, mut spd_n, mut trk, mut trk_n) =
+                (0, 0, 0, 0, 0, 0, 0);
             for w in &want {
                 let Some(s) = find(w.tod_ms) else { continue };
                 let same_place = (s.lat - w.lat).abs() < 1e-6 && (s.lon - w.lon).abs() < 1e-6;
