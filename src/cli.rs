@@ -29,6 +29,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: CaptureCmd,
     },
+    /// Telemetry files.
+    Telemetry {
+        #[command(subcommand)]
+        cmd: TelemetryCmd,
+    },
     /// Upload captures (resumable; re-run to resume).
     Upload(UploadArgs),
     /// Register a demo device and upload a demo drive to a running node.
@@ -63,6 +68,17 @@ pub(crate) enum DeviceCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum TelemetryCmd {
+    /// Print the GNSS samples roadhex reads from a file (format detected by content).
+    Inspect {
+        file: PathBuf,
+        /// One JSON object per sample: t (ms UTC), lat, lon, alt, speed (m/s), heading, hdop, satellites, fix.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum CaptureCmd {
     /// Split a drive into signed captures of ≤ 1 km / ≤ 125 keyframes (one directory each).
     Build(BuildArgs),
@@ -75,7 +91,7 @@ pub(crate) struct BuildArgs {
     /// Folder of JPEG frames (with --track).
     #[arg(long, requires = "track", conflicts_with = "framekm")]
     frames: Option<PathBuf>,
-    /// Track file (GPX).
+    /// Track file: GPX, NMEA, GoPro MP4/GPMF or FrameKM metadata (detected by content).
     #[arg(long, requires = "frames")]
     track: Option<PathBuf>,
     /// Hivemapper FrameKM bundle (with --metadata).

@@ -7,7 +7,7 @@ mod serve;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use cli::{CaptureCmd, Cli, Command, DeviceCmd};
+use cli::{CaptureCmd, Cli, Command, DeviceCmd, TelemetryCmd};
 use roadhex_ingest::client::{build, demo, keys, register, upload};
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -18,14 +18,18 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mp4parse=error")),
         )
         .with_writer(std::io::stderr)
         .init();
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Ingest errors carry a stable code that scripts can match on.
+            match e.downcast_ref::<roadhex_ingest::IngestError>() {
+                Some(ie) => eprintln!("error: {e:#} ({})", ie.code()),
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -88,6 +92,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_uploads(&results, args.json)?;
             let failed = results.iter().any(|r| r.error.is_some());
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::Telemetry { cmd: TelemetryCmd::Inspect { file, json } } => {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let samples =
+                roadhex_ingest::formats::read_track(&bytes).map_err(roadhex_ingest::IngestError::from)?;
+            let format = roadhex_ingest::formats::detect(&bytes);
+            for s in &samples {
+                if json {
+                    say(&serde_json::to_string(&serde_json::json!({
+                        "t": s.t_ms, "lat": s.lat, "lon": s.lon, "alt": s.alt, "speed": s.speed, "heading": s.heading,
+                        "hdop": s.hdop, "satellites": s.satellites, "fix": s.fix.map(|f| f.as_str()),
+                    }))?);
+                } else {
+                    let t = chrono::DateTime::from_timestamp_millis(s.t_ms).unwrap_or_default();
+                    say(&format!(
+                        "{}  {:.7} {:.7}  alt {:.1} m  {:.2} m/s  {:.0}°  hdop {}  sats {}  fix {}",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                        s.lat,
+                        s.lon,
+                        s.alt,
+                        s.speed,
+                        s.heading,
+                        s.hdop.map_or("-".into(), |h| format!("{h:.1}")),
+                        s.satellites.map_or("-".into(), |n| n.to_string()),
+                        s.fix.map_or("-", |f| f.as_str()),
+                    ));
+                }
+            }
+            if !json {
+                say(&format!("{} samples ({format:?})", samples.len()));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { server, work, shared_data } => {
             let shared = shared_data.filter(|d| d.is_dir());

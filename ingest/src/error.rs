@@ -78,7 +78,7 @@ pub enum IngestError {
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
     #[error("{0}")]
-    Gpx(#[from] crate::formats::gpx::GpxError),
+    Format(#[from] crate::formats::FormatError),
     #[error("cannot build a capture: {0}")]
     Build(String),
     #[error("cannot reach the server: {0}")]
@@ -129,7 +129,7 @@ impl IngestError {
             Self::BadRequest(_) => "bad_request",
             Self::Storage(_) => "storage_error",
             Self::Io { .. } => "io_error",
-            Self::Gpx(e) => e.code(),
+            Self::Format(e) => e.code(),
             Self::Build(_) => "build_failed",
             Self::Http(_) => "server_unreachable",
             Self::Server { .. } => "server_refused",

@@ -237,3 +237,28 @@ fn framekm_bundle_builds_and_uploads() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("framekm_size_mismatch"));
 }
+
+#[test]
+fn telemetry_inspect_reads_every_format_by_content() {
+    let data = shared_data();
+    let cases = [
+        ("nmea_gpsd/bt-q818.log", 10),
+        ("gpx_tracks/gpxpy/track_with_speed.gpx", 3),
+        ("gpmf_gopro/gpmf-parser/max-heromode.mp4", 191),
+        ("exif_mapillary_tools/adobe_coords.jpg", 1),
+    ];
+    for (file, n) in cases {
+        let out = roadhex_ok(&["telemetry", "inspect", "--json", data.join(file).to_str().expect("utf8")]);
+        let lines: Vec<serde_json::Value> =
+            out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+        assert_eq!(lines.len(), n, "{file}");
+        for key in ["t", "lat", "lon", "alt", "speed", "heading", "hdop", "satellites", "fix"] {
+            assert!(lines[0].get(key).is_some(), "{file}: no {key}");
+        }
+        assert!(lines.windows(2).all(|w| w[0]["t"].as_i64() < w[1]["t"].as_i64()), "{file}: times not increasing");
+    }
+    // A file of another kind gets a clear, coded refusal.
+    let out = roadhex(&["telemetry", "inspect", data.join("gpx_tracks/README.md").to_str().expect("utf8")]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("format_unknown"));
+}

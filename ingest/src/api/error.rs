@@ -50,7 +50,7 @@ pub(crate) fn status_of(e: &IngestError) -> StatusCode {
         E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         E::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         // Client-side errors never come out of a handler; if one did, it is our bug.
-        E::Io { .. } | E::Gpx(_) | E::Build(_) | E::Http(_) | E::Server { .. } => {
+        E::Io { .. } | E::Format(_) | E::Build(_) | E::Http(_) | E::Server { .. } => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
     }

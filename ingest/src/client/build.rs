@@ -4,7 +4,7 @@
 
 use super::keys;
 use crate::error::{IngestError, Result};
-use crate::formats::{framekm, gpx};
+use crate::formats::{exif, framekm, read_track};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use roadhex_schemas::gates::{FramePosition, GateConfig, evaluate_frames, position_at};
@@ -102,7 +102,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let (track, frames) = match &opts.input {
         Input::Folder { frames_dir, track, start, interval_ms } => {
             let bytes = std::fs::read(track).map_err(|e| IngestError::io(track, e))?;
-            let track = gpx::parse(&bytes)?;
+            let track = read_track(&bytes)?;
             let times = start.zip(*interval_ms);
             (track, scan_folder(frames_dir, times, &mut skipped)?)
         }
@@ -155,7 +155,7 @@ fn scan_folder(
         let bytes = std::fs::read(path).map_err(|e| IngestError::io(path, e))?;
         let t_ms = match times {
             Some((start, step)) => Some(start.timestamp_millis() + step * i as i64),
-            None => exif_time_ms(&bytes),
+            None => exif::datetime_original_ms(&bytes),
         };
         let Some(t_ms) = t_ms else {
             missing_time += 1;
@@ -184,8 +184,7 @@ fn read_framekm(
 ) -> Result<(Vec<GnssSample>, Vec<Frame>)> {
     let bytes = Bytes::from(std::fs::read(bundle).map_err(|e| IngestError::io(bundle, e))?);
     let meta = std::fs::read(metadata).map_err(|e| IngestError::io(metadata, e))?;
-    let km =
-        framekm::parse(&bytes, &meta).map_err(|e| IngestError::Build(format!("{} ({})", e, e.code())))?;
+    let km = framekm::parse(&bytes, &meta).map_err(crate::formats::FormatError::from)?;
     let mut track: Vec<GnssSample> = km.frames.iter().map(|f| f.sample).collect();
     track.sort_by_key(|s| s.t_ms);
     track.dedup_by_key(|s| s.t_ms);
@@ -231,28 +230,6 @@ fn inspect_frame(
             None
         }
     }
-}
-
-/// DateTimeOriginal (+ SubSecTimeOriginal), read as UTC as dashcams write it.
-fn exif_time_ms(bytes: &[u8]) -> Option<i64> {
-    let exif = exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes)).ok()?;
-    let field = exif.get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY)?;
-    let exif::Value::Ascii(v) = &field.value else { return None };
-    let mut dt = exif::DateTime::from_ascii(v.first()?).ok()?;
-    if let Some(sub) = exif.get_field(exif::Tag::SubSecTimeOriginal, exif::In::PRIMARY)
-        && let exif::Value::Ascii(s) = &sub.value
-        && let Some(s) = s.first()
-    {
-        dt.parse_subsec(s).ok()?;
-    }
-    let date = chrono::NaiveDate::from_ymd_opt(i32::from(dt.year), u32::from(dt.month), u32::from(dt.day))?;
-    let time = date.and_hms_nano_opt(
-        u32::from(dt.hour),
-        u32::from(dt.minute),
-        u32::from(dt.second),
-        dt.nanosecond.unwrap_or(0),
-    )?;
-    Some(time.and_utc().timestamp_millis())
 }
 
 /// Picks keyframes, applies the gates and cuts the drive into capture drafts.

@@ -105,8 +105,7 @@ pub struct FrameKm {
     pub frames: Vec<FrameKmFrame>,
 }
 
-/// Splits a bundle by its metadata and checks that sizes add up and every piece is a JPEG.
-pub fn parse(bundle: &[u8], metadata: &[u8]) -> Result<FrameKm, FrameKmError> {
+fn read_metadata(metadata: &[u8]) -> Result<Metadata, FrameKmError> {
     let meta: Metadata =
         serde_json::from_slice(metadata).map_err(|e| FrameKmError::Metadata(e.to_string()))?;
     if !matches!(meta.bundle.version.as_str(), "1.9" | "1.10") {
@@ -115,6 +114,52 @@ pub fn parse(bundle: &[u8], metadata: &[u8]) -> Result<FrameKm, FrameKmError> {
     if meta.frames.is_empty() {
         return Err(FrameKmError::NoFrames);
     }
+    Ok(meta)
+}
+
+/// The GNSS fixes of a FrameKM metadata file alone (what `telemetry inspect` shows).
+pub fn parse_metadata(metadata: &[u8]) -> Result<Vec<GnssSample>, FrameKmError> {
+    let meta = read_metadata(metadata)?;
+    let mut samples = Vec::with_capacity(meta.frames.len());
+    for (index, f) in meta.frames.iter().enumerate() {
+        samples.push(sample_of(index, f)?.0);
+    }
+    super::derive_motion(&mut samples);
+    Ok(samples)
+}
+
+fn sample_of(index: usize, f: &MetaFrame) -> Result<(GnssSample, Option<ImuSample>), FrameKmError> {
+    let bad = |what: &str| FrameKmError::BadFrame { index, what: what.to_owned() };
+    let on_globe = (-90.0..=90.0).contains(&f.lat) && (-180.0..=180.0).contains(&f.lon);
+    if !on_globe {
+        return Err(bad("position outside the globe"));
+    }
+    let sample = GnssSample {
+        t_ms: f.t,
+        lat: f.lat,
+        lon: f.lon,
+        alt: if f.alt.is_finite() { f.alt } else { 0.0 },
+        // NaN marks "not reported"; derive_motion fills it from positions.
+        speed: f.speed.filter(|s| s.is_finite() && *s >= 0.0).map_or(f64::NAN, |kmh| kmh / 3.6),
+        heading: f64::NAN,
+        hdop: f.hdop.filter(|h| h.is_finite() && *h >= 0.0),
+        satellites: f.satellites,
+        // The firmware keeps only fixes that passed its 3D-lock filter, but the file does not
+        // say so per frame: leave it unreported rather than assert it.
+        fix: None,
+    };
+    let imu = match (f.acc_x, f.acc_y, f.acc_z, f.gyro_x, f.gyro_y, f.gyro_z) {
+        (Some(acc_x), Some(acc_y), Some(acc_z), Some(gyro_x), Some(gyro_y), Some(gyro_z)) => {
+            Some(ImuSample { t_ms: f.t, acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z })
+        }
+        _ => None,
+    };
+    Ok((sample, imu))
+}
+
+/// Splits a bundle by its metadata and checks that sizes add up and every piece is a JPEG.
+pub fn parse(bundle: &[u8], metadata: &[u8]) -> Result<FrameKm, FrameKmError> {
+    let meta = read_metadata(metadata)?;
     if let Some(declared) = meta.bundle.num_frames
         && declared != meta.frames.len()
     {
@@ -134,34 +179,7 @@ pub fn parse(bundle: &[u8], metadata: &[u8]) -> Result<FrameKm, FrameKmError> {
         if !whole {
             return Err(FrameKmError::NotJpeg { index, start, end });
         }
-        let bad = |what: &str| FrameKmError::BadFrame { index, what: what.to_owned() };
-        if !(f.lat.is_finite()
-            && f.lon.is_finite()
-            && (-90.0..=90.0).contains(&f.lat)
-            && (-180.0..=180.0).contains(&f.lon))
-        {
-            return Err(bad("position outside the globe"));
-        }
-        let sample = GnssSample {
-            t_ms: f.t,
-            lat: f.lat,
-            lon: f.lon,
-            alt: if f.alt.is_finite() { f.alt } else { 0.0 },
-            // NaN marks "not reported"; derive_motion fills it from positions.
-            speed: f.speed.filter(|s| s.is_finite() && *s >= 0.0).map_or(f64::NAN, |kmh| kmh / 3.6),
-            heading: f64::NAN,
-            hdop: f.hdop.filter(|h| h.is_finite() && *h >= 0.0),
-            satellites: f.satellites,
-            // The firmware keeps only fixes that passed its 3D-lock filter, but the file does not
-            // say so per frame: leave it unreported rather than assert it.
-            fix: None,
-        };
-        let imu = match (f.acc_x, f.acc_y, f.acc_z, f.gyro_x, f.gyro_y, f.gyro_z) {
-            (Some(acc_x), Some(acc_y), Some(acc_z), Some(gyro_x), Some(gyro_y), Some(gyro_z)) => {
-                Some(ImuSample { t_ms: f.t, acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z })
-            }
-            _ => None,
-        };
+        let (sample, imu) = sample_of(index, f)?;
         frames.push(FrameKmFrame { range: start..end, sample, imu });
         start = end;
     }
