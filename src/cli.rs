@@ -88,8 +88,8 @@ pub(crate) enum CaptureCmd {
 pub(crate) struct BuildArgs {
     #[arg(long)]
     key: PathBuf,
-    /// Folder of JPEG frames (with --track).
-    #[arg(long, requires = "track", conflicts_with = "framekm")]
+    /// Folder of JPEG frames; without --track their EXIF GPS is the track.
+    #[arg(long, conflicts_with = "framekm")]
     frames: Option<PathBuf>,
     /// Track file: GPX, NMEA, GoPro MP4/GPMF or FrameKM metadata (detected by content).
     #[arg(long, requires = "frames")]
@@ -135,7 +135,7 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
 impl BuildArgs {
     pub(crate) fn into_options(self) -> anyhow::Result<BuildOptions> {
         let input = match (self.frames, self.track, self.framekm, self.metadata) {
-            (Some(frames_dir), Some(track), None, None) => {
+            (Some(frames_dir), track, None, None) => {
                 Input::Folder { frames_dir, track, start: self.start, interval_ms: self.interval_ms }
             }
             (None, None, Some(bundle), Some(metadata)) => Input::FrameKm { bundle, metadata },

@@ -255,7 +255,10 @@ fn telemetry_inspect_reads_every_format_by_content() {
         for key in ["t", "lat", "lon", "alt", "speed", "heading", "hdop", "satellites", "fix"] {
             assert!(lines[0].get(key).is_some(), "{file}: no {key}");
         }
-        assert!(lines.windows(2).all(|w| w[0]["t"].as_i64() < w[1]["t"].as_i64()), "{file}: times not increasing");
+        assert!(
+            lines.windows(2).all(|w| w[0]["t"].as_i64() < w[1]["t"].as_i64()),
+            "{file}: times not increasing"
+        );
     }
     // A file of another kind gets a clear, coded refusal.
     let out = roadhex(&["telemetry", "inspect", data.join("gpx_tracks/README.md").to_str().expect("utf8")]);

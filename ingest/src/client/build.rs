@@ -21,10 +21,10 @@ const KEYFRAME_SLACK_M: f64 = 1.0;
 /// Where frames and telemetry come from.
 #[derive(Debug, Clone)]
 pub enum Input {
-    /// A folder of JPEGs and a track file.
+    /// A folder of JPEGs, with a track file or, without one, the GPS fix in each JPEG's EXIF.
     Folder {
         frames_dir: PathBuf,
-        track: PathBuf,
+        track: Option<PathBuf>,
         /// Time of the first frame when frames carry no EXIF time.
         start: Option<DateTime<Utc>>,
         /// Interval between frames when frames carry no EXIF time.
@@ -100,11 +100,19 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let mut key = keys::load(&opts.key_file)?;
     let mut skipped = Vec::new();
     let (track, frames) = match &opts.input {
-        Input::Folder { frames_dir, track, start, interval_ms } => {
+        Input::Folder { frames_dir, track: Some(track), start, interval_ms } => {
             let bytes = std::fs::read(track).map_err(|e| IngestError::io(track, e))?;
             let track = read_track(&bytes)?;
             let times = start.zip(*interval_ms);
-            (track, scan_folder(frames_dir, times, &mut skipped)?)
+            (track, scan_folder(frames_dir, times, None, &mut skipped)?)
+        }
+        Input::Folder { frames_dir, track: None, .. } => {
+            let mut track = Vec::new();
+            let frames = scan_folder(frames_dir, None, Some(&mut track), &mut skipped)?;
+            track.sort_by_key(|s| s.t_ms);
+            track.dedup_by_key(|s| s.t_ms);
+            crate::formats::derive_motion(&mut track);
+            (track, frames)
         }
         Input::FrameKm { bundle, metadata } => read_framekm(bundle, metadata, &mut skipped)?,
     };
@@ -130,10 +138,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     Ok(BuildReport { device_id: key.device_id.to_string(), captures, not_keyframes, skipped })
 }
 
-/// Reads every JPEG in the folder (by file name), with hash, size, dimensions and time.
+/// Reads every JPEG in the folder (by file name), with hash, size, dimensions and time. With
+/// `geotags`, each frame's EXIF GPS fix is collected as the track and sets the frame's time.
 fn scan_folder(
     dir: &Path,
     times: Option<(DateTime<Utc>, i64)>,
+    mut geotags: Option<&mut Vec<GnssSample>>,
     skipped: &mut Vec<Skipped>,
 ) -> Result<Vec<Frame>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -153,15 +163,28 @@ fn scan_folder(
     let mut missing_time = 0;
     for (i, path) in paths.iter().enumerate() {
         let bytes = std::fs::read(path).map_err(|e| IngestError::io(path, e))?;
+        let name = path.display().to_string();
+        if let Some(track) = geotags.as_deref_mut() {
+            match exif::geotag(&bytes) {
+                Ok(sample) => track.push(sample),
+                Err(e) => {
+                    skipped.push(Skipped { file: name, code: e.code().into(), reason: e.to_string() });
+                    continue;
+                }
+            }
+        }
         let t_ms = match times {
             Some((start, step)) => Some(start.timestamp_millis() + step * i as i64),
-            None => exif::datetime_original_ms(&bytes),
+            None => geotags
+                .as_deref()
+                .and_then(|t| t.last())
+                .map(|s| s.t_ms)
+                .or_else(|| exif::datetime_original_ms(&bytes)),
         };
         let Some(t_ms) = t_ms else {
             missing_time += 1;
             continue;
         };
-        let name = path.display().to_string();
         if let Some(f) = inspect_frame(name, Source::File(path.clone()), &bytes, t_ms, skipped) {
             frames.push(f);
         }

@@ -44,7 +44,7 @@ pub async fn run(server: &str, work: &Path, shared_data: Option<&Path>) -> Resul
     }
     let report = build(&BuildOptions {
         key_file,
-        input: Input::Folder { frames_dir, track, start, interval_ms },
+        input: Input::Folder { frames_dir, track: Some(track), start, interval_ms },
         out,
         focal_length_px: None,
         hfov_deg: Some(hfov),

@@ -288,6 +288,23 @@ fn xmp_number(s: &str) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
+/// The GPS fix in a photo's EXIF as a sample (speed and heading left for `derive_motion`).
+pub fn geotag(bytes: &[u8]) -> Result<roadhex_schemas::GnssSample, ExifError> {
+    let fix = parse(bytes)?;
+    let t_ms = fix.t_ms.ok_or(ExifError::NoGps)?;
+    Ok(roadhex_schemas::GnssSample {
+        t_ms,
+        lat: fix.lat,
+        lon: fix.lon,
+        alt: fix.alt.unwrap_or(0.0),
+        speed: f64::NAN,
+        heading: f64::NAN,
+        hdop: fix.dop,
+        satellites: None,
+        fix: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

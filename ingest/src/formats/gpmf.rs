@@ -77,6 +77,12 @@ pub fn parse_payload(bytes: &[u8]) -> Result<Vec<GpmfFix>, GpmfError> {
 /// Decodes the GPS track of a GoPro MP4 into samples in UTC, without the samples taken
 /// without a lock (GPSF 0).
 pub fn parse_mp4(bytes: &[u8]) -> Result<Vec<GnssSample>, GpmfError> {
+    mp4_track(bytes).map(|(samples, _)| samples)
+}
+
+/// Like [`parse_mp4`], plus the UTC time (Unix ms) of the MP4 timeline's zero, i.e. of the
+/// video's first frame, when the GPS gave one.
+pub fn mp4_track(bytes: &[u8]) -> Result<(Vec<GnssSample>, Option<i64>), GpmfError> {
     let context = mp4parse::read_mp4(&mut std::io::Cursor::new(bytes))
         .map_err(|e| GpmfError::NotMp4(format!("{e:?}")))?;
     // Payloads with their start and duration on the MP4 timeline, in ms.
@@ -133,7 +139,7 @@ pub fn parse_mp4(bytes: &[u8]) -> Result<Vec<GnssSample>, GpmfError> {
     }
     fixes.sort_by_key(|(t, _)| *t);
     fixes.dedup_by_key(|(t, _)| *t);
-    Ok(to_samples(&fixes))
+    Ok((to_samples(&fixes), offset.map(|o| o.round() as i64)))
 }
 
 /// The shift from the MP4 timeline to UTC: the median over payloads of GPSU minus the payload

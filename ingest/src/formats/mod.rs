@@ -95,21 +95,7 @@ pub fn read_track(bytes: &[u8]) -> Result<Vec<GnssSample>, FormatError> {
         Format::Nmea => nmea::parse(bytes)?.samples,
         Format::Mp4 => gpmf::parse_mp4(bytes)?,
         Format::Gpmf => gpmf_samples(&gpmf::parse_payload(bytes)?),
-        Format::Jpeg => {
-            let fix = exif::parse(bytes)?;
-            let t_ms = fix.t_ms.ok_or(FormatError::Exif(exif::ExifError::NoGps))?;
-            vec![GnssSample {
-                t_ms,
-                lat: fix.lat,
-                lon: fix.lon,
-                alt: fix.alt.unwrap_or(0.0),
-                speed: f64::NAN,
-                heading: f64::NAN,
-                hdop: fix.dop,
-                satellites: None,
-                fix: None,
-            }]
-        }
+        Format::Jpeg => vec![exif::geotag(bytes)?],
         Format::FrameKmMetadata => framekm::parse_metadata(bytes)?,
     };
     samples.sort_by_key(|s| s.t_ms);
