@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/roadhex/target
 export ROADHEX_SHARED_DATA ?= $(abspath ../shared/data)
 CARGO_FEATURES := --features roadhex-lake/sql
 
-.PHONY: setup build run test bench clippy fmt
+.PHONY: setup build run test bench fuzz clippy fmt
 
 setup:
 	@bash deploy/setup.sh
@@ -20,6 +20,10 @@ test: setup
 # Throughput figures beside their references, measured in the same run (release-like profile).
 bench: setup
 	cargo run --profile perf -p roadhex-ingest --example ingest_bench
+
+# Every parser fuzz target for FUZZ_SECONDS (default 60) each; not part of `make test`.
+fuzz: setup
+	bash deploy/fuzz.sh
 
 clippy: setup
 	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings
