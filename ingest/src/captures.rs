@@ -6,7 +6,6 @@
 use crate::Ingest;
 use crate::error::{IngestError, Result};
 use crate::registry;
-use crate::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
 use crate::tables;
 use bytes::{Bytes, BytesMut};
 use chrono::Utc;
@@ -16,6 +15,7 @@ use roadhex_schemas::gates::{FrameGate, evaluate_frames};
 use roadhex_schemas::ids::is_sha256_hex;
 use roadhex_schemas::limits::{MAX_FRAME_BYTES, MIN_FRAME_BYTES};
 use roadhex_schemas::signing::{decode_signature, verify};
+use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
 use roadhex_schemas::{CaptureId, CaptureManifest, jpeg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -11,12 +11,12 @@ pub mod error;
 pub mod formats;
 mod ratelimit;
 pub mod registry;
-pub mod state;
 mod tables;
 
 pub use captures::{FrameStored, Opened};
 pub use config::IngestConfig;
 pub use error::{IngestError, Result};
+pub use roadhex_schemas::state;
 
 use captures::Loaded;
 use ratelimit::RateLimiter;

@@ -9,6 +9,7 @@ pub mod jpeg;
 pub mod limits;
 pub mod manifest;
 pub mod signing;
+pub mod state;
 pub mod tables;
 pub mod wkb;
 

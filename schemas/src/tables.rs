@@ -179,7 +179,11 @@ fn frames() -> Vec<Field> {
         col("heading", DataType::Float64, false, "Camera heading, degrees clockwise from north."),
         col("speed", DataType::Float64, false, "Ground speed in m/s."),
         col("h3_r12", DataType::UInt64, false, "H3 resolution-12 cell of the camera position."),
+        col("h3_r10", DataType::UInt64, false, "Parent cell at resolution 10."),
+        col("h3_r8", DataType::UInt64, false, "Parent cell at resolution 8."),
+        col("h3_r6", DataType::UInt64, false, "Parent cell at resolution 6."),
         col("mount", utf8(), false, "Camera mount: front or side."),
+        col("object_key", utf8(), false, "Object-store key of the published JPEG."),
         col("width", DataType::UInt32, false, "Image width in pixels."),
         col("height", DataType::UInt32, false, "Image height in pixels."),
         col("bytes", DataType::UInt64, false, "Size of the published JPEG."),
@@ -228,12 +232,26 @@ fn features() -> Vec<Field> {
 fn coverage() -> Vec<Field> {
     let mut f = vec![
         col("h3_r12", DataType::UInt64, false, "H3 resolution-12 cell covered."),
+        col("h3_r10", DataType::UInt64, false, "Parent cell at resolution 10."),
+        col("h3_r8", DataType::UInt64, false, "Parent cell at resolution 8."),
+        col("h3_r6", DataType::UInt64, false, "Parent cell at resolution 6."),
         col("mount", utf8(), false, "Camera mount: front or side."),
-        col("frame_id", utf8(), false, "First frame of the capture in this cell."),
+        col(
+            "frame_id",
+            utf8(),
+            true,
+            "First frame of the capture in this cell (null for a cell only passed between frames).",
+        ),
+        col("frame_count", DataType::UInt32, false, "Published frames of the capture in this cell."),
         col("capture_id", utf8(), false, "Capture that covered the cell."),
         col("device_id", utf8(), false, "Device that covered it."),
         col("contributor_id", utf8(), false, "Contributor who covered it."),
-        col("captured_at", ts(), false, "Time of that frame."),
+        col(
+            "captured_at",
+            ts(),
+            false,
+            "When the capture first entered the cell (frame time, or interpolated between frames).",
+        ),
     ];
     f.extend(position("the cell centre"));
     f.push(geometry("Cell centre"));

@@ -1,4 +1,8 @@
-//! Anonymization, quality gates, frame positioning, H3 indexing and sign detection (see issues 4 and 5).
+//! Vision: the privacy boundary between raw uploads and everything public. It claims committed
+//! captures from the work queue, anonymizes every frame, gates quality, places frames on the H3
+//! grid and publishes frames, detections and coverage.
 //!
-//! Skeleton only: this stage is not built yet. It will meet the others only through the lake's tables
-//! and work queue.
+//! Built so far: frame placement and coverage ([`place`]). Anonymization and publishing are not
+//! built yet, so committed captures stay `queued` (issue 4).
+
+pub mod place;

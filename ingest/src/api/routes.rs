@@ -4,7 +4,6 @@ use super::error::ErrorBody;
 use super::{DEVICE_HEADER, SIGNATURE_HEADER};
 use crate::error::{IngestError, Result};
 use crate::registry::{Challenge, DeviceRecord, Registration};
-use crate::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
 use crate::{FrameStored, Ingest, Opened};
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -12,6 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use futures::StreamExt as _;
+use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
 use std::sync::Arc;
 use utoipa::OpenApi;
 

@@ -4,12 +4,12 @@
 use super::build::{frame_path, read_capture_dir};
 use super::http::{Api, Body};
 use crate::error::{IngestError, Result};
-use crate::state::{CaptureStage, CaptureStatus};
 use crate::{FrameStored, Opened};
 use bytes::Bytes;
 use futures::{StreamExt as _, TryStreamExt as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
+use roadhex_schemas::state::{CaptureStage, CaptureStatus};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,5 @@
-//! The persisted state of a capture, as `GET /v1/captures/{id}` shows it.
+//! The persisted state of a capture (`state/captures/{id}.json`): ingest creates it and commits
+//! it, vision moves it to published or rejected, and `GET /v1/captures/{id}` shows it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
