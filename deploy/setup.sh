@@ -3,9 +3,10 @@
 # Idempotent: a second run checks and installs nothing. Called by `make run` and `make test`.
 set -euo pipefail
 
-# Debian packages: C toolchain for the -sys crates (zstd, ring), pkg-config, and Python 3 for
-# the test helpers.
-APT_PACKAGES=(build-essential pkg-config python3 curl ca-certificates)
+# Debian packages: C toolchain for the -sys crates (zstd, ring), pkg-config, OpenCV 4.6 with
+# clang/libclang for the `opencv` crate's bindings (vision), and Python 3 for test helpers.
+APT_PACKAGES=(build-essential pkg-config python3 python3-pip curl ca-certificates
+  libopencv-dev clang libclang-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

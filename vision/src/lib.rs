@@ -6,3 +6,4 @@
 //! built yet, so committed captures stay `queued` (issue 4).
 
 pub mod place;
+pub mod quality;
