@@ -89,10 +89,13 @@ pub(crate) struct BuildArgs {
     #[arg(long)]
     key: PathBuf,
     /// Folder of JPEG frames; without --track their EXIF GPS is the track.
-    #[arg(long, conflicts_with = "framekm")]
+    #[arg(long, conflicts_with_all = ["framekm", "video"])]
     frames: Option<PathBuf>,
+    /// Video file (MP4 etc.), sampled every ~8 m of travel; a GoPro MP4 needs no --track.
+    #[arg(long, conflicts_with = "framekm")]
+    video: Option<PathBuf>,
     /// Track file: GPX, NMEA, GoPro MP4/GPMF or FrameKM metadata (detected by content).
-    #[arg(long, requires = "frames")]
+    #[arg(long)]
     track: Option<PathBuf>,
     /// Hivemapper FrameKM bundle (with --metadata).
     #[arg(long, requires = "metadata")]
@@ -102,11 +105,12 @@ pub(crate) struct BuildArgs {
     metadata: Option<PathBuf>,
     #[arg(long)]
     out: PathBuf,
-    /// Time of the first frame, for frames without EXIF time (RFC 3339).
-    #[arg(long, requires = "interval_ms")]
+    /// Time of the first frame (RFC 3339): with --interval-ms for frames without EXIF time, or
+    /// the UTC start of a --video whose track is a separate file.
+    #[arg(long)]
     start: Option<DateTime<Utc>>,
     /// Milliseconds between frames, for frames without EXIF time.
-    #[arg(long, requires = "start")]
+    #[arg(long)]
     interval_ms: Option<i64>,
     /// Calibrated focal length in pixels.
     #[arg(long)]
@@ -134,13 +138,18 @@ fn parse_mount(s: &str) -> Result<Mount, String> {
 
 impl BuildArgs {
     pub(crate) fn into_options(self) -> anyhow::Result<BuildOptions> {
-        let input = match (self.frames, self.track, self.framekm, self.metadata) {
-            (Some(frames_dir), track, None, None) => {
+        let input = match (self.frames, self.video, self.track, self.framekm, self.metadata) {
+            (Some(frames_dir), None, track, None, None) => {
+                if self.start.is_some() != self.interval_ms.is_some() {
+                    anyhow::bail!("--start and --interval-ms go together for frames without EXIF time");
+                }
                 Input::Folder { frames_dir, track, start: self.start, interval_ms: self.interval_ms }
             }
-            (None, None, Some(bundle), Some(metadata)) => Input::FrameKm { bundle, metadata },
+            (None, Some(video), track, None, None) => Input::Video { video, track, start: self.start },
+            (None, None, None, Some(bundle), Some(metadata)) => Input::FrameKm { bundle, metadata },
             _ => anyhow::bail!(
-                "give either --frames DIR --track FILE, or --framekm BUNDLE --metadata META.json"
+                "give one source: --frames DIR [--track FILE], --video FILE [--track FILE], \
+                 or --framekm BUNDLE --metadata META.json"
             ),
         };
         Ok(BuildOptions {

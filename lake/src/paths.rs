@@ -10,6 +10,7 @@
 //! registry/sequences/{device}/{seq:020}        claim of a sequence number (created once)
 //! registry/challenges/{nonce}.json             pending registration challenge
 //! queue/{queue}/{item}.json                    embedded work-queue items
+//! frames/{capture}/{index:04}.jpg                 published (anonymized) frames
 //! tables/{table}/date={YYYY-MM-DD}/part-{key}.parquet
 //! ```
 
@@ -41,6 +42,16 @@ pub fn raw_frame(capture: &CaptureId, sha256: &str) -> Path {
 /// The frame hash from a raw frame path, if it is one.
 pub fn sha256_of_raw_frame(path: &Path) -> Option<&str> {
     path.filename()?.strip_suffix(".jpg")
+}
+
+/// A published, anonymized frame.
+pub fn published_frame(capture: &CaptureId, index: usize) -> Path {
+    Path::from(format!("frames/{capture}/{index:04}.jpg"))
+}
+
+/// Public id of a published frame (stable across re-runs).
+pub fn frame_id(capture: &CaptureId, index: usize) -> String {
+    format!("{capture}-{index:04}")
 }
 
 pub fn capture_state(capture: &CaptureId) -> Path {

@@ -189,6 +189,7 @@ fn frames() -> Vec<Field> {
         col("bytes", DataType::UInt64, false, "Size of the published JPEG."),
         col("quality", utf8(), false, "Quality gate verdict: ok or a reason code."),
         col("anonymizer", utf8(), false, "Detector ensemble and version that anonymized the frame."),
+        col("phash", DataType::UInt64, false, "64-bit difference hash of the frame (near-duplicate search)."),
         geometry("Camera position"),
     ]);
     f

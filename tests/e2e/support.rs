@@ -187,7 +187,8 @@ pub(crate) fn street_track(start_ms: i64, seconds: i64, speed: f64) -> Vec<GnssS
     }
     (0..=seconds)
         .map(|i| {
-            let d = (speed * i as f64).min(cum.last().copied().unwrap_or(0.0) - 0.01);
+            // Skip the first 300 m: the recording starts with GPS jitter in a parking place.
+            let d = (300.0 + speed * i as f64).min(cum.last().copied().unwrap_or(0.0) - 0.01);
             let seg = cum.partition_point(|&c| c <= d).clamp(1, road.len() - 1);
             let (a, b) = (&road[seg - 1], &road[seg]);
             let f =

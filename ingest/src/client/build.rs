@@ -32,6 +32,10 @@ pub enum Input {
     },
     /// A Hivemapper FrameKM bundle and its metadata JSON.
     FrameKm { bundle: PathBuf, metadata: PathBuf },
+    /// A video, sampled every keyframe spacing of travel. The track is a separate file or, for a
+    /// GoPro MP4, its own GPMF; `start` is the UTC time of the first video frame (GoPro: from GPS).
+    #[cfg(feature = "video")]
+    Video { video: PathBuf, track: Option<PathBuf>, start: Option<DateTime<Utc>> },
 }
 
 #[derive(Debug, Clone)]
@@ -115,6 +119,10 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
             (track, frames)
         }
         Input::FrameKm { bundle, metadata } => read_framekm(bundle, metadata, &mut skipped)?,
+        #[cfg(feature = "video")]
+        Input::Video { video, track, start } => {
+            read_video(opts, video, track.as_deref(), *start, &mut skipped)?
+        }
     };
     let (drafts, not_keyframes) = select(opts, &track, frames, &mut skipped);
     let mut captures = Vec::new();
@@ -218,6 +226,43 @@ fn read_framekm(
         if let Some(frame) =
             inspect_frame(name, Source::Memory(piece.clone()), &piece, f.sample.t_ms, skipped)
         {
+            frames.push(frame);
+        }
+    }
+    Ok((track, frames))
+}
+
+/// Samples a video along its track (see [`Input::Video`]).
+#[cfg(feature = "video")]
+fn read_video(
+    opts: &BuildOptions,
+    video: &Path,
+    track: Option<&Path>,
+    start: Option<DateTime<Utc>>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(Vec<GnssSample>, Vec<Frame>)> {
+    use crate::formats::{gpmf, video as vid};
+    let (track, gps_start) = match track {
+        Some(t) => (read_track(&std::fs::read(t).map_err(|e| IngestError::io(t, e))?)?, None),
+        None => {
+            let bytes = std::fs::read(video).map_err(|e| IngestError::io(video, e))?;
+            let (mut samples, origin) = gpmf::mp4_track(&bytes).map_err(crate::formats::FormatError::from)?;
+            crate::formats::derive_motion(&mut samples);
+            (samples, origin)
+        }
+    };
+    let start_ms = start.map(|s| s.timestamp_millis()).or(gps_start).ok_or_else(|| {
+        IngestError::Build(
+            "the video's start time is unknown: pass --start RFC3339 (UTC of its first frame)".into(),
+        )
+    })?;
+    let sampled = vid::sample(video, &track, start_ms, &opts.gates, 90)
+        .map_err(|e| IngestError::Build(format!("{e} ({})", e.code())))?;
+    let mut frames = Vec::with_capacity(sampled.len());
+    for f in sampled {
+        let name = format!("{}@{}ms", video.display(), f.t_ms - start_ms);
+        let bytes = Bytes::from(f.jpeg);
+        if let Some(frame) = inspect_frame(name, Source::Memory(bytes.clone()), &bytes, f.t_ms, skipped) {
             frames.push(frame);
         }
     }

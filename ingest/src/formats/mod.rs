@@ -6,6 +6,8 @@ pub mod framekm;
 pub mod gpmf;
 pub mod gpx;
 pub mod nmea;
+#[cfg(feature = "video")]
+pub mod video;
 
 use roadhex_schemas::GnssSample;
 use roadhex_schemas::geo::{bearing_deg, haversine_m};
