@@ -20,7 +20,7 @@ test: setup
 # Throughput figures beside their references, measured in the same run (release-like profile).
 bench: setup
 	cargo run --profile perf -p roadhex-ingest --example ingest_bench
-	cargo run --profile perf -p roadhex-ingest --example import_bench
+	cargo run --profile perf -p roadhex-ingest --features video --example import_bench
 
 # Every parser fuzz target for FUZZ_SECONDS (default 60) each; not part of `make test`.
 fuzz: setup

@@ -87,5 +87,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mb(gpx.len(), xml_floor)
     );
     println!("ratios to floor: NMEA {:.2}, GPX {:.2}", nmea / nmea_floor, gpx_rate / xml_floor);
+    #[cfg(feature = "video")]
+    video(&data)?;
+    Ok(())
+}
+
+/// Video sampling (decode, keep a frame every ~8 m, JPEG q90) beside decoding every frame alone.
+#[cfg(feature = "video")]
+fn video(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use opencv::prelude::*;
+    use roadhex_schemas::{FixType, GnssSample};
+    let clip = data.join("dashcam_udacity/vehicle_detection/test_video.mp4");
+    let info = roadhex_ingest::formats::video::probe(&clip)?;
+    // A straight drive at 15 m/s covering the clip.
+    let track: Vec<GnssSample> = (0..=4)
+        .map(|i| GnssSample {
+            t_ms: i * 1000,
+            lat: 45.0 + 15.0 * i as f64 / 111_195.0,
+            lon: 13.0,
+            alt: 0.0,
+            speed: 15.0,
+            heading: 0.0,
+            hdop: None,
+            satellites: None,
+            fix: Some(FixType::Fix3d),
+        })
+        .collect();
+    let cfg = roadhex_schemas::gates::GateConfig::default();
+    let mut kept = 0usize;
+    let sample = passes(|| {
+        let n = roadhex_ingest::formats::video::sample(&clip, &track, 0, &cfg, 90).map_or(0, |f| f.len());
+        kept = n;
+        n
+    });
+    let decode = passes(|| {
+        let mut cap = opencv::videoio::VideoCapture::from_file(
+            &clip.display().to_string(),
+            opencv::videoio::CAP_FFMPEG,
+        )
+        .ok();
+        let mut frame = opencv::core::Mat::default();
+        let mut n = 0;
+        while let Some(c) = cap.as_mut() {
+            if !c.read(&mut frame).unwrap_or(false) {
+                break;
+            }
+            n += 1;
+        }
+        n
+    });
+    let frames = info.frames as f64;
+    println!("{:<52} {:>12} {:>8}", "", "frames/s", "kept/s");
+    println!(
+        "{:<52} {:>12.0} {:>8.0}",
+        "video sampling (decode + every ~8 m JPEG q90), 720p",
+        sample * frames,
+        sample * kept as f64
+    );
+    println!("{:<52} {:>12.0} {:>8}", "floor: decode every frame alone (same clip)", decode * frames, "-");
+    println!("ratio to floor: video {:.2}", sample / decode);
     Ok(())
 }

@@ -279,14 +279,29 @@ fn video_is_sampled_along_its_track() {
     let video = shared_data().join("dashcam_udacity/vehicle_detection/test_video.mp4");
     let out = tmp.path().join("out");
     let report = roadhex_ok(&[
-        "capture", "build", "--key", key_s, "--video", video.to_str().expect("utf8"), "--track",
-        gpx.to_str().expect("utf8"), "--start", &start, "--out", out.to_str().expect("utf8"), "--json",
+        "capture",
+        "build",
+        "--key",
+        key_s,
+        "--video",
+        video.to_str().expect("utf8"),
+        "--track",
+        gpx.to_str().expect("utf8"),
+        "--start",
+        &start,
+        "--out",
+        out.to_str().expect("utf8"),
+        "--json",
     ]);
     let report: serde_json::Value = serde_json::from_str(&report).expect("json");
     let frames = report["captures"][0]["frames"].as_u64().expect("frames");
     // 1.52 s at 15 m/s is 22.8 m: keyframes at 0, ~7, ~14 and ~22 m.
     assert!((3..=4).contains(&frames), "{report}");
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("capture-000001/manifest.json")).expect("manifest")).expect("json");
-    assert_eq!((manifest["camera"]["width"].as_u64(), manifest["camera"]["height"].as_u64()), (Some(1280), Some(720)));
+        serde_json::from_slice(&std::fs::read(out.join("capture-000001/manifest.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(
+        (manifest["camera"]["width"].as_u64(), manifest["camera"]["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
 }
