@@ -34,6 +34,14 @@ pub(crate) fn roadhex_ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `roadhex capture build --key KEY --out OUT --json ARGS…`, parsed.
+pub(crate) fn capture_build(key: &Path, out: &Path, args: &[&str]) -> serde_json::Value {
+    let (key, out) = (key.to_str().expect("utf8"), out.to_str().expect("utf8"));
+    let mut all = vec!["capture", "build", "--key", key, "--out", out, "--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&roadhex_ok(&all)).expect("build report json")
+}
+
 /// A `roadhex serve` child process; killed (SIGKILL) on drop.
 pub(crate) struct Server {
     child: Child,

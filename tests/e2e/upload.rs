@@ -41,26 +41,12 @@ fn build_upload_resume_commit() {
     let captures = tmp.path().join("captures");
     let frames = udacity_frames();
     let start = chrono::DateTime::from_timestamp_millis(T0 + 2_000).expect("t").to_rfc3339();
-    let (frames_s, gpx_s, out_s) =
-        (frames.to_str().expect("utf8"), gpx.to_str().expect("utf8"), captures.to_str().expect("utf8"));
-    let report = roadhex_ok(&[
-        "capture",
-        "build",
-        "--key",
-        key_s,
-        "--frames",
-        frames_s,
-        "--track",
-        gpx_s,
-        "--out",
-        out_s,
-        "--start",
-        &start,
-        "--interval-ms",
-        "1000",
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&report).expect("report json");
+    let (frames_s, gpx_s) = (frames.to_str().expect("utf8"), gpx.to_str().expect("utf8"));
+    let report = capture_build(
+        &key,
+        &captures,
+        &["--frames", frames_s, "--track", gpx_s, "--start", &start, "--interval-ms", "1000"],
+    );
     assert_eq!(report["captures"].as_array().map(Vec::len), Some(1), "{report}");
     assert_eq!(report["captures"][0]["frames"], 6);
     let dir = captures.join("capture-000001");
@@ -201,20 +187,11 @@ fn framekm_bundle_builds_and_uploads() {
     std::fs::write(&b_path, bundle).expect("bundle");
     std::fs::write(&m_path, meta).expect("meta");
     let out = tmp.path().join("out");
-    let report = roadhex_ok(&[
-        "capture",
-        "build",
-        "--key",
-        key_s,
-        "--framekm",
-        b_path.to_str().expect("utf8"),
-        "--metadata",
-        m_path.to_str().expect("utf8"),
-        "--out",
-        out.to_str().expect("utf8"),
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let report = capture_build(
+        &key,
+        &out,
+        &["--framekm", b_path.to_str().expect("utf8"), "--metadata", m_path.to_str().expect("utf8")],
+    );
     assert_eq!(report["captures"][0]["frames"], 6, "{report}");
     let dir = out.join("capture-000001");
     let line = roadhex_ok(&["upload", "--server", &server.url, "--json", dir.to_str().expect("utf8")]);
@@ -278,22 +255,18 @@ fn video_is_sampled_along_its_track() {
     let start = chrono::DateTime::from_timestamp_millis(T0 + 1_000).expect("t").to_rfc3339();
     let video = shared_data().join("dashcam_udacity/vehicle_detection/test_video.mp4");
     let out = tmp.path().join("out");
-    let report = roadhex_ok(&[
-        "capture",
-        "build",
-        "--key",
-        key_s,
-        "--video",
-        video.to_str().expect("utf8"),
-        "--track",
-        gpx.to_str().expect("utf8"),
-        "--start",
-        &start,
-        "--out",
-        out.to_str().expect("utf8"),
-        "--json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let report = capture_build(
+        &key,
+        &out,
+        &[
+            "--video",
+            video.to_str().expect("utf8"),
+            "--track",
+            gpx.to_str().expect("utf8"),
+            "--start",
+            &start,
+        ],
+    );
     let frames = report["captures"][0]["frames"].as_u64().expect("frames");
     // 1.52 s at 15 m/s is 22.8 m: keyframes at 0, ~7, ~14 and ~22 m.
     assert!((3..=4).contains(&frames), "{report}");
