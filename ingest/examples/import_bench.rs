@@ -122,7 +122,7 @@ fn video(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
     });
     let decode = passes(|| {
         let mut cap = opencv::videoio::VideoCapture::from_file(
-            &clip.display().to_string(),
+            clip.display().to_string(),
             opencv::videoio::CAP_FFMPEG,
         )
         .ok();
