@@ -121,11 +121,9 @@ fn video(data: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
         n
     });
     let decode = passes(|| {
-        let mut cap = opencv::videoio::VideoCapture::from_file(
-            clip.display().to_string(),
-            opencv::videoio::CAP_FFMPEG,
-        )
-        .ok();
+        let mut cap =
+            opencv::videoio::VideoCapture::from_file(clip.display().to_string(), opencv::videoio::CAP_FFMPEG)
+                .ok();
         let mut frame = opencv::core::Mat::default();
         let mut n = 0;
         while let Some(c) = cap.as_mut() {

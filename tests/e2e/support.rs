@@ -270,3 +270,32 @@ pub(crate) fn manifest(key: &DeviceKeyFile, sequence: u64, frames: &[(Vec<u8>, S
 pub(crate) fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+/// Writes `samples` as an NMEA log (RMC + GGA per fix), with dates moved back by `eras` GPS
+/// week-number eras, as a receiver with the 1024-week rollover bug reports them.
+pub(crate) fn write_nmea(path: &Path, samples: &[GnssSample], eras: i64) {
+    fn sentence(body: &str) -> String {
+        let sum = body.bytes().fold(0u8, |a, b| a ^ b);
+        format!("${body}*{sum:02X}\r\n")
+    }
+    fn dm(v: f64, deg_digits: usize, pos: char, neg: char) -> (String, char) {
+        let a = v.abs();
+        let d = a.trunc();
+        (format!("{:0w$}{:07.4}", d as u32, (a - d) * 60.0, w = deg_digits), if v >= 0.0 { pos } else { neg })
+    }
+    let mut out = String::new();
+    for s in samples {
+        let t = chrono::DateTime::from_timestamp_millis(s.t_ms - eras * 1024 * 7 * 86_400_000).expect("time");
+        let (lat, ns) = dm(s.lat, 2, 'N', 'S');
+        let (lon, ew) = dm(s.lon, 3, 'E', 'W');
+        let hms = t.format("%H%M%S%.3f");
+        let knots = s.speed * 3600.0 / 1852.0;
+        out += &sentence(&format!(
+            "GPRMC,{hms},A,{lat},{ns},{lon},{ew},{knots:.2},{:.1},{},,",
+            s.heading,
+            t.format("%d%m%y")
+        ));
+        out += &sentence(&format!("GPGGA,{hms},{lat},{ns},{lon},{ew},1,09,0.9,{:.1},M,0.0,M,,", s.alt));
+    }
+    std::fs::write(path, out).expect("write nmea");
+}

@@ -278,3 +278,34 @@ fn video_is_sampled_along_its_track() {
         (Some(1280), Some(720))
     );
 }
+
+#[test]
+fn nmea_track_from_a_receiver_with_the_week_rollover() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let key = tmp.path().join("device.key");
+    roadhex_ok(&["device", "keygen", "--out", key.to_str().expect("utf8")]);
+    let log = tmp.path().join("drive.nmea");
+    write_nmea(&log, &street_track(T0, 30, 10.0), 1);
+    // The receiver's dates are 1024 weeks early; `telemetry inspect` shows them as sent.
+    let first = roadhex_ok(&["telemetry", "inspect", "--json", log.to_str().expect("utf8")]);
+    let first: serde_json::Value = serde_json::from_str(first.lines().next().expect("a line")).expect("json");
+    assert_eq!(first["t"].as_i64(), Some(T0 - 1024 * 7 * 86_400_000));
+    // capture build aligns them with the frames' clock.
+    let start = chrono::DateTime::from_timestamp_millis(T0 + 2_000).expect("t").to_rfc3339();
+    let frames = udacity_frames();
+    let report = capture_build(
+        &key,
+        &tmp.path().join("out"),
+        &[
+            "--frames",
+            frames.to_str().expect("utf8"),
+            "--track",
+            log.to_str().expect("utf8"),
+            "--start",
+            &start,
+            "--interval-ms",
+            "1000",
+        ],
+    );
+    assert_eq!(report["captures"][0]["frames"], 6, "{report}");
+}

@@ -106,9 +106,17 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport> {
     let (track, frames) = match &opts.input {
         Input::Folder { frames_dir, track: Some(track), start, interval_ms } => {
             let bytes = std::fs::read(track).map_err(|e| IngestError::io(track, e))?;
-            let track = read_track(&bytes)?;
-            let times = start.zip(*interval_ms);
-            (track, scan_folder(frames_dir, times, None, &mut skipped)?)
+            let mut track = read_track(&bytes)?;
+            let frames = scan_folder(frames_dir, start.zip(*interval_ms), None, &mut skipped)?;
+            // Old NMEA receivers report dates 1024 weeks early; the frames' clock says when.
+            if crate::formats::detect(&bytes) == Some(crate::formats::Format::Nmea)
+                && let Some(first) = frames.first()
+            {
+                for s in &mut track {
+                    s.t_ms = crate::formats::nmea::unroll_week_rollover(s.t_ms, first.t_ms);
+                }
+            }
+            (track, frames)
         }
         Input::Folder { frames_dir, track: None, .. } => {
             let mut track = Vec::new();
