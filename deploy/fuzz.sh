@@ -31,9 +31,11 @@ for t in manifest jpeg_header nmea gpx gpmf exif framekm; do
   mkdir -p "fuzz/artifacts/$t"
   (cd fuzz && cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECONDS_PER_TARGET" \
       -rss_limit_mb=2048 -max_len=1048576 -artifact_prefix="artifacts/$t/") >"$log" 2>&1
-  execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | awk '{print $2}' | tail -1)
+  execs=$(grep -oE 'Done [0-9]+ runs' "$log" | awk '{print $2}' | tail -1)
+  [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tr -d '#' | tail -1)
   crashes=$(find "fuzz/artifacts/$t" -type f \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) | wc -l)
-  printf '%-12s %14s %8s\n' "$t" "${execs:-build-failed}" "$crashes"
+  printf '%-12s %14s %8s\n' "$t" "${execs:-failed}" "$crashes"
   [ "$crashes" -eq 0 ] && [ -n "$execs" ] || status=1
+  [ -n "$execs" ] || tail -20 "$log" >&2
 done
 exit $status

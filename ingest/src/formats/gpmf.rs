@@ -83,6 +83,7 @@ pub fn parse_mp4(bytes: &[u8]) -> Result<Vec<GnssSample>, GpmfError> {
 /// Like [`parse_mp4`], plus the UTC time (Unix ms) of the MP4 timeline's zero, i.e. of the
 /// video's first frame, when the GPS gave one.
 pub fn mp4_track(bytes: &[u8]) -> Result<(Vec<GnssSample>, Option<i64>), GpmfError> {
+    check_box_sizes(bytes)?;
     let context = mp4parse::read_mp4(&mut std::io::Cursor::new(bytes))
         .map_err(|e| GpmfError::NotMp4(format!("{e:?}")))?;
     // Payloads with their start and duration on the MP4 timeline, in ms.
@@ -140,6 +141,33 @@ pub fn mp4_track(bytes: &[u8]) -> Result<(Vec<GnssSample>, Option<i64>), GpmfErr
     fixes.sort_by_key(|(t, _)| *t);
     fixes.dedup_by_key(|(t, _)| *t);
     Ok((to_samples(&fixes), offset.map(|o| o.round() as i64)))
+}
+
+/// Refuses a file whose top-level boxes claim more bytes than it has. The demuxer sizes some
+/// allocations from a box's declared length before reading it, so a 39-byte file claiming a
+/// 4 GB `ftyp` would otherwise reserve 4 GB (found by fuzzing).
+fn check_box_sizes(bytes: &[u8]) -> Result<(), GpmfError> {
+    let len = bytes.len();
+    // Not box-structured at all: the demuxer itself says "not an MP4".
+    if !bytes.get(4..8).is_some_and(|t| t.iter().all(|b| b.is_ascii_graphic() || *b == b' ')) {
+        return Ok(());
+    }
+    let mut at = 0usize;
+    while at + 8 <= len {
+        let word = |i: usize| bytes.get(i..i + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let size = match word(at) {
+            // Extends to the end of the file.
+            0 => return Ok(()),
+            1 => (u64::from(word(at + 8)) << 32) | u64::from(word(at + 12)),
+            n => u64::from(n),
+        };
+        let end = (at as u64).saturating_add(size);
+        if size < 8 || end > len as u64 {
+            return Err(GpmfError::Truncated { end, len });
+        }
+        at = usize::try_from(end).unwrap_or(len);
+    }
+    Ok(())
 }
 
 /// The shift from the MP4 timeline to UTC: the median over payloads of GPSU minus the payload
@@ -393,6 +421,17 @@ fn scaled(item: &Klv<'_>, complex: &[u8], scale: &[f64]) -> Result<Vec<Vec<f64>>
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lying_box_sizes_are_refused_without_allocating() {
+        // Fuzzer finds: an `ftyp` claiming 4 GB, and a 64-bit size claiming 7.9 EB.
+        let small: &[u8] = b"\xed\xec\xec\xe8ftyp\x13\x13\x13\x13\x13\x13\x13\x13\x13\x13\x13\x13";
+        let large: &[u8] = b"\x00\x00\x00\x01ftypmp41\x20\x13\x10\x18mp41\x00\x37\x85\x3emdat";
+        for bytes in [small, large] {
+            assert_eq!(parse_mp4(bytes).expect_err("refused").code(), "gpmf_truncated");
+        }
+    }
+
     use super::*;
     use chrono::DateTime;
 
@@ -535,9 +574,10 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(parse_mp4(&video).expect_err("must be refused").code(), "gpmf_no_track");
         let mp4 = data("gpmf-parser/max-heromode.mp4");
+        // A cut file is caught by its box sizes before the demuxer reads it.
         assert_eq!(
             parse_mp4(&mp4[..mp4.len() - 100_000]).expect_err("must be refused").code(),
-            "gpmf_not_mp4"
+            "gpmf_truncated"
         );
 
         let bad = [b"DEVC".as_slice(), &[0, 4, 0, 9]].concat();
