@@ -148,12 +148,12 @@ pub fn mp4_track(bytes: &[u8]) -> Result<(Vec<GnssSample>, Option<i64>), GpmfErr
 /// 4 GB `ftyp` would otherwise reserve 4 GB (found by fuzzing).
 fn check_box_sizes(bytes: &[u8]) -> Result<(), GpmfError> {
     let len = bytes.len();
-    // Not box-structured at all: the demuxer itself says "not an MP4".
-    if !bytes.get(4..8).is_some_and(|t| t.iter().all(|b| b.is_ascii_graphic() || *b == b' ')) {
-        return Ok(());
-    }
     let mut at = 0usize;
     while at + 8 <= len {
+        let fourcc = &bytes[at + 4..at + 8];
+        if !fourcc.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            return Err(GpmfError::NotMp4(format!("no MP4 box at byte {at}")));
+        }
         let word = |i: usize| bytes.get(i..i + 4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         let size = match word(at) {
             // Extends to the end of the file.
@@ -426,6 +426,9 @@ mod tests {
     fn lying_box_sizes_are_refused_without_allocating() {
         // Fuzzer finds: an `ftyp` claiming 4 GB, and a 64-bit size claiming 7.9 EB.
         let small: &[u8] = b"\xed\xec\xec\xe8ftyp\x13\x13\x13\x13\x13\x13\x13\x13\x13\x13\x13\x13";
+        // A junk first box followed by a lying `ftyp`: refused as not an MP4.
+        let junk: &[u8] = b"\x00\x00\x00\x14ft0\x18\xf8\x22\x0f\xfb\xf1\x68\xb5\x7e\x00\xf1\x00\xfb\xb5\x68\x14\x00ftypm\xf9\x34\x2c";
+        assert_eq!(parse_mp4(junk).expect_err("refused").code(), "gpmf_not_mp4");
         let large: &[u8] = b"\x00\x00\x00\x01ftypmp41\x20\x13\x10\x18mp41\x00\x37\x85\x3emdat";
         for bytes in [small, large] {
             assert_eq!(parse_mp4(bytes).expect_err("refused").code(), "gpmf_truncated");
