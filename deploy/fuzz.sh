@@ -26,7 +26,7 @@ seed framekm
 
 status=0
 printf '%-12s %14s %8s\n' target executions crashes
-for t in manifest jpeg_header nmea gpx gpmf exif framekm; do
+for t in ${FUZZ_TARGETS:-manifest jpeg_header nmea gpx gpmf exif framekm}; do
   log="fuzz/artifacts/$t.log"
   mkdir -p "fuzz/artifacts/$t"
   (cd fuzz && cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$SECONDS_PER_TARGET" \
