@@ -36,6 +36,22 @@ pub(crate) enum Command {
     },
     /// Upload captures (resumable; re-run to resume).
     Upload(UploadArgs),
+    /// Run a read-only SQL query over every table (DataFusion) and print the result.
+    Sql {
+        /// Local data directory. Default: ./data
+        #[arg(long, env = "ROADHEX_DATA", default_value = "./data")]
+        data: PathBuf,
+        /// Object store URL instead of --data (file:///dir, s3://bucket/prefix).
+        #[arg(long, env = "ROADHEX_STORE")]
+        store: Option<String>,
+        /// table, csv, json (one object per line) or parquet.
+        #[arg(long, default_value = "table")]
+        format: roadhex_lake::sql::Format,
+        /// Write the result here instead of stdout (parquet needs a file or a pipe).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        query: String,
+    },
     /// Register a demo device and upload a demo drive to a running node.
     Demo {
         #[arg(long, env = "ROADHEX_SERVER")]

@@ -125,6 +125,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sql { data, store, format, out, query } => {
+            let url = store.unwrap_or_else(|| format!("file://{}", data.display()));
+            if store_missing(&url) {
+                anyhow::bail!(
+                    "{url} holds no roadhex data (start `roadhex serve --data DIR` first, or pass --store)"
+                );
+            }
+            let lake = roadhex_lake::Lake::open(&url)?;
+            let ctx = roadhex_lake::catalog::session(&lake)?;
+            let rows = roadhex_lake::sql::query(&ctx, &query).await?;
+            let bytes = roadhex_lake::sql::render(&rows, format)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?
+                }
+                None => std::io::stdout().lock().write_all(&bytes)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { server, work, shared_data } => {
             let shared = shared_data.filter(|d| d.is_dir());
             let results = demo::run(&server, &work, shared.as_deref()).await?;
@@ -135,6 +154,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A local data directory that does not exist (opening it would create an empty one).
+fn store_missing(url: &str) -> bool {
+    url.strip_prefix("file://").is_some_and(|dir| !std::path::Path::new(dir).is_dir())
 }
 
 fn print_uploads(results: &[upload::UploadResult], json: bool) -> anyhow::Result<()> {

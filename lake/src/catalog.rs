@@ -22,6 +22,7 @@ pub fn session(lake: &Lake) -> Result<SessionContext> {
     let base = Url::parse(LAKE_URL)
         .map_err(|e| LakeError::BadUrl { url: LAKE_URL.into(), reason: e.to_string() })?;
     ctx.register_object_store(&base, Arc::clone(lake.store()));
+    crate::udf::register(&ctx);
     for table in Table::ALL {
         let url = format!("{LAKE_URL}{}/", paths::table_prefix(table));
         let url = ListingTableUrl::parse(&url)?;

@@ -11,7 +11,11 @@ pub mod catalog;
 pub mod error;
 pub mod paths;
 pub mod queue;
+#[cfg(feature = "sql")]
+pub mod sql;
 pub mod store;
+#[cfg(feature = "sql")]
+pub mod udf;
 pub mod writer;
 
 pub use error::{LakeError, Result};

@@ -106,6 +106,23 @@ fn build_upload_resume_commit() {
     assert!(data.join(format!("queue/vision/{id}.json")).exists());
     assert_eq!(files(&data.join(format!("raw/captures/{id}/frames"))).len(), 6);
 
+    // Analysts see the capture through SQL, with the H3 functions and the date partition.
+    let data_s = data.to_str().expect("utf8");
+    let csv = roadhex_ok(&[
+        "sql",
+        "--data",
+        data_s,
+        "--format",
+        "csv",
+        "SELECT c.valid_frame_count, c.date, count(t.seq) AS samples, \
+         h3_distance(h3_cell(min(t.lat), min(t.lon), 12), h3_cell(min(t.lat), min(t.lon), 12)) AS d \
+         FROM captures c JOIN telemetry t USING (capture_id) GROUP BY c.valid_frame_count, c.date",
+    ]);
+    let samples = manifest["telemetry"].as_array().map_or(0, Vec::len);
+    assert_eq!(csv, format!("valid_frame_count,date,samples,d\n6,2026-05-01,{samples},0\n"));
+    let refused = roadhex(&["sql", "--data", data_s, "DELETE FROM captures"]);
+    assert!(!refused.status.success());
+
     // The OpenAPI document describes every route.
     let api: serde_json::Value = server
         .http()
