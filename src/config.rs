@@ -5,6 +5,8 @@ use anyhow::Context as _;
 use clap::Args;
 use roadhex_ingest::IngestConfig;
 use roadhex_schemas::gates::GateConfig;
+use roadhex_vision::anonymize::{EnsembleConfig, Models};
+use roadhex_vision::quality::QualityConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -36,9 +38,29 @@ pub(crate) struct ServeArgs {
     /// Largest signed manifest accepted, in bytes.
     #[arg(long, env = "ROADHEX_MAX_MANIFEST_BYTES")]
     pub(crate) max_manifest_bytes: Option<usize>,
+    /// Roles this process runs, comma-separated: ingest, vision. Default: all built roles.
+    #[arg(long, env = "ROADHEX_ROLES", value_delimiter = ',')]
+    pub(crate) roles: Option<Vec<Role>>,
+    /// Directory with the anonymization models (filled by deploy/models.sh).
+    #[arg(long, env = "ROADHEX_MODELS")]
+    pub(crate) models: Option<PathBuf>,
     /// Telemetry gates (file only).
     #[arg(skip)]
     pub(crate) gates: Option<GateConfig>,
+    /// Frame quality gates (file only).
+    #[arg(skip)]
+    pub(crate) quality: Option<QualityConfig>,
+    /// Anonymization detectors (file only).
+    #[arg(skip)]
+    pub(crate) anonymizer: Option<EnsembleConfig>,
+}
+
+/// A stage this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Role {
+    Ingest,
+    Vision,
 }
 
 /// Settings after merging file, flags and defaults.
@@ -46,7 +68,11 @@ pub(crate) struct ServeArgs {
 pub(crate) struct Resolved {
     pub(crate) store_url: String,
     pub(crate) listen: String,
+    pub(crate) roles: Vec<Role>,
+    pub(crate) models: Models,
     pub(crate) ingest: IngestConfig,
+    pub(crate) quality: QualityConfig,
+    pub(crate) anonymizer: EnsembleConfig,
 }
 
 impl ServeArgs {
@@ -84,6 +110,16 @@ impl ServeArgs {
             ..defaults
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        Ok(Resolved { store_url, listen, ingest })
+        let roles = self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision]);
+        let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
+        Ok(Resolved {
+            store_url,
+            listen,
+            roles,
+            models,
+            ingest,
+            quality: file.quality.unwrap_or_default(),
+            anonymizer: file.anonymizer.unwrap_or_default(),
+        })
     }
 }

@@ -1,9 +1,11 @@
-//! `roadhex serve`: wires the lake, the queue and every built role into one process.
+//! `roadhex serve`: wires the lake, the queue and the chosen roles into one process.
 
-use crate::config::ServeArgs;
+use crate::config::{Role, ServeArgs};
 use anyhow::Context as _;
 use roadhex_ingest::Ingest;
 use roadhex_lake::{EmbeddedQueue, Lake, WorkQueue};
+use roadhex_vision::Pipeline;
+use roadhex_vision::anonymize::Ensemble;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
@@ -12,16 +14,48 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let lake = Lake::open(&cfg.store_url).with_context(|| format!("opening store {}", cfg.store_url))?;
     let queue: Arc<dyn WorkQueue> = Arc::new(EmbeddedQueue::open(lake.clone(), &cfg.ingest.queue).await?);
     let pending = queue.items().await?.len();
-    let ingest = Arc::new(Ingest::new(lake, queue, cfg.ingest));
-    let app = roadhex_ingest::api::router(ingest).layer(TraceLayer::new_for_http());
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .with_context(|| format!("binding {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(store = %cfg.store_url, %addr, pending, "roadhex node started (roles: ingest)");
-    // Tests and scripts read the address from this first stdout line.
-    crate::say(&format!("listening on http://{addr}"));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    if cfg.roles.contains(&Role::Vision) {
+        // Loading every model now makes a missing file a startup error, not a failed capture.
+        let ensemble = Ensemble::from_config(&cfg.models, &cfg.anonymizer)
+            .with_context(|| format!("loading anonymization models from {}", cfg.models.dir.display()))?;
+        let pipeline = Arc::new(Pipeline::new(
+            lake.clone(),
+            Arc::new(ensemble),
+            cfg.ingest.gates.clone(),
+            cfg.quality.clone(),
+        ));
+        let worker = format!("vision-{}", std::process::id());
+        workers.push(tokio::spawn(roadhex_vision::worker::run(
+            pipeline,
+            Arc::clone(&queue),
+            worker,
+            stop_rx,
+        )));
+    }
+    let roles: Vec<String> = cfg.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    if cfg.roles.contains(&Role::Ingest) {
+        let ingest = Arc::new(Ingest::new(lake, Arc::clone(&queue), cfg.ingest));
+        let app = roadhex_ingest::api::router(ingest).layer(TraceLayer::new_for_http());
+        let listener = tokio::net::TcpListener::bind(&cfg.listen)
+            .await
+            .with_context(|| format!("binding {}", cfg.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(store = %cfg.store_url, %addr, pending, roles = %roles.join(","), "roadhex node started");
+        // Tests and scripts read the address from this first stdout line.
+        crate::say(&format!("listening on http://{addr}"));
+        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    } else {
+        tracing::info!(store = %cfg.store_url, pending, roles = %roles.join(","), "roadhex node started");
+        crate::say("running (no HTTP roles)");
+        shutdown().await;
+    }
+    // Let workers finish the capture in hand; an interrupted one is redone after its lease.
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     Ok(())
 }
 

@@ -5,3 +5,4 @@ mod crash;
 mod refusals;
 mod support;
 mod upload;
+mod vision;

@@ -50,10 +50,15 @@ pub(crate) struct Server {
 }
 
 impl Server {
+    /// The ingest role alone: committed captures stay queued for the test to inspect.
     pub(crate) fn start(data: &Path, extra: &[&str]) -> Server {
+        Self::start_roles(data, "ingest", extra)
+    }
+
+    pub(crate) fn start_roles(data: &Path, roles: &str, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_roadhex"))
             .args(["serve", "--data", data.to_str().expect("utf8 path"), "--listen", "127.0.0.1:0"])
-            .args(["--operator-token", OPERATOR_TOKEN])
+            .args(["--operator-token", OPERATOR_TOKEN, "--roles", roles])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -76,7 +76,11 @@ impl Pipeline {
             self.lake.delete_prefix(&paths::raw_capture_prefix(&id)).await?;
             return Ok(status.state);
         }
-        let raw = self.lake.get(&paths::raw_manifest(&id)).await?.ok_or_else(|| VisionError::RawMissing(capture.to_owned()))?;
+        let raw = self
+            .lake
+            .get(&paths::raw_manifest(&id))
+            .await?
+            .ok_or_else(|| VisionError::RawMissing(capture.to_owned()))?;
         let manifest = CaptureManifest::parse(&raw)
             .map_err(|e| VisionError::Manifest { capture: capture.to_owned(), reason: e.to_string() })?;
         status.state = CaptureStage::Processing;
@@ -85,7 +89,8 @@ impl Pipeline {
 
         let times: Vec<i64> = manifest.frames.iter().map(|f| f.t_ms).collect();
         let gates = evaluate_frames(&self.gates, &manifest.telemetry, &times);
-        let valid: Vec<usize> = gates.iter().enumerate().filter(|(_, g)| g.verdict.is_ok()).map(|(i, _)| i).collect();
+        let valid: Vec<usize> =
+            gates.iter().enumerate().filter(|(_, g)| g.verdict.is_ok()).map(|(i, _)| i).collect();
         let placed = place_frames(&manifest, &valid);
         let outcomes = self.frames(&id, &manifest, placed).await?;
         let published: Vec<Placed> =
@@ -106,11 +111,20 @@ impl Pipeline {
 
     /// Quality pass on every placed frame, then anonymize and publish the ones that passed.
     /// CPU work runs on blocking threads, one chunk per core.
-    async fn frames(&self, id: &CaptureId, manifest: &CaptureManifest, placed: Vec<Placed>) -> Result<Vec<FrameOutcome>> {
+    async fn frames(
+        &self,
+        id: &CaptureId,
+        manifest: &CaptureManifest,
+        placed: Vec<Placed>,
+    ) -> Result<Vec<FrameOutcome>> {
         let mut raw = Vec::with_capacity(placed.len());
         for p in &placed {
             let sha = &manifest.frames[p.index].sha256;
-            let bytes = self.lake.get(&paths::raw_frame(id, sha)).await?.ok_or_else(|| VisionError::RawMissing(id.to_string()))?;
+            let bytes = self
+                .lake
+                .get(&paths::raw_frame(id, sha))
+                .await?
+                .ok_or_else(|| VisionError::RawMissing(id.to_string()))?;
             raw.push((*p, bytes));
         }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).max(1);
@@ -129,7 +143,9 @@ impl Pipeline {
         let tilt = capture_tilt(outcomes.iter().map(|(o, _)| o.quality.tilt_deg), &self.quality);
         let mut previous: Option<u64> = None;
         for (o, _) in &mut outcomes {
-            if previous.is_some_and(|p| (p ^ o.quality.phash).count_ones() <= self.quality.max_duplicate_distance) {
+            if previous
+                .is_some_and(|p| (p ^ o.quality.phash).count_ones() <= self.quality.max_duplicate_distance)
+            {
                 o.quality.reasons.push("duplicate".to_owned());
             }
             previous = Some(o.quality.phash);
@@ -164,7 +180,8 @@ fn anonymize_chunk(
     let mut out = Vec::with_capacity(frames.len());
     for (placed, bytes) in frames {
         let mut bgr = imgcodecs::imdecode(&Vector::<u8>::from_slice(&bytes), imgcodecs::IMREAD_COLOR)?;
-        let (width, height) = (u32::try_from(bgr.cols()).unwrap_or(0), u32::try_from(bgr.rows()).unwrap_or(0));
+        let (width, height) =
+            (u32::try_from(bgr.cols()).unwrap_or(0), u32::try_from(bgr.rows()).unwrap_or(0));
         let quality = assess(&bgr, None, cfg)?;
         let (detections, jpeg) = if quality.passed() {
             let detections = ensemble.detect(&bgr)?;
@@ -186,7 +203,11 @@ fn encode(bgr: &Mat) -> Result<Vec<u8>> {
 }
 
 /// The capture's final state: per-frame outcomes, and `rejected` when nothing was published.
-fn finish_status(mut status: CaptureStatus, manifest: &CaptureManifest, outcomes: &[FrameOutcome]) -> CaptureStatus {
+fn finish_status(
+    mut status: CaptureStatus,
+    manifest: &CaptureManifest,
+    outcomes: &[FrameOutcome],
+) -> CaptureStatus {
     let id = CaptureId::parse(&status.capture_id);
     for o in outcomes {
         let Some(f) = status.frames.get_mut(o.placed.index) else { continue };
@@ -198,7 +219,8 @@ fn finish_status(mut status: CaptureStatus, manifest: &CaptureManifest, outcomes
             f.state = FrameStage::Rejected;
             let code = o.quality.verdict();
             let message = format!("frame {}: failed quality gates ({code})", o.placed.index);
-            f.reason = Some(Reason { code: code.clone(), message: message.clone(), frame: Some(o.placed.index) });
+            f.reason =
+                Some(Reason { code: code.clone(), message: message.clone(), frame: Some(o.placed.index) });
             status.reasons.push(Reason { code, message, frame: Some(o.placed.index) });
         }
     }

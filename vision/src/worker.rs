@@ -14,7 +14,12 @@ pub const LEASE: Duration = Duration::from_secs(600);
 pub const MAX_ATTEMPTS: u32 = 5;
 
 /// Runs until `stop` turns true. Each capture is acked only after it reached its end state.
-pub async fn run(pipeline: Arc<Pipeline>, queue: Arc<dyn WorkQueue>, worker: String, stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    pipeline: Arc<Pipeline>,
+    queue: Arc<dyn WorkQueue>,
+    worker: String,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
     while !*stop.borrow() {
         let lease = match queue.claim_wait(&worker, LEASE, Duration::from_secs(2)).await {
             Ok(Some(lease)) => lease,

@@ -23,7 +23,13 @@ pub struct CascadeDetector {
 }
 
 impl CascadeDetector {
-    pub fn new(name: &str, kind: Kind, path: PathBuf, min_neighbors: i32, min_size: Size) -> Result<Self, AnonymizeError> {
+    pub fn new(
+        name: &str,
+        kind: Kind,
+        path: PathBuf,
+        min_neighbors: i32,
+        min_size: Size,
+    ) -> Result<Self, AnonymizeError> {
         let d = Self {
             name: name.to_owned(),
             kind,
@@ -42,7 +48,10 @@ impl CascadeDetector {
     fn load(&self) -> Result<CascadeClassifier, AnonymizeError> {
         let c = CascadeClassifier::new(&self.path)?;
         if c.empty()? {
-            return Err(AnonymizeError::ModelLoad { path: self.path.clone(), reason: "cascade is empty".into() });
+            return Err(AnonymizeError::ModelLoad {
+                path: self.path.clone(),
+                reason: "cascade is empty".into(),
+            });
         }
         Ok(c)
     }
@@ -63,23 +72,35 @@ impl Detector for CascadeDetector {
         imgproc::cvt_color_def(bgr, &mut gray, imgproc::COLOR_BGR2GRAY)?;
         let (w, h) = (gray.cols(), gray.rows());
         let mut out = Vec::new();
-        self.pool.with((), || self.load(), |c| {
-            for y in window_starts(h, self.window, self.window * 3 / 4) {
-                for x in window_starts(w, self.window, self.window * 3 / 4) {
-                    let r = Rect::new(x, y, self.window.min(w - x), self.window.min(h - y));
-                    let roi = gray.roi(r)?;
-                    let mut found = Vector::<Rect>::new();
-                    c.detect_multi_scale(&roi, &mut found, self.scale_factor, self.min_neighbors, objdetect::CASCADE_SCALE_IMAGE, self.min_size, Size::default())?;
-                    out.extend(found.iter().map(|f| Detection {
-                        kind: self.kind,
-                        rect: Rect::new(f.x + x, f.y + y, f.width, f.height),
-                        score: 1.0,
-                        detector: self.name.clone(),
-                    }));
+        self.pool.with(
+            (),
+            || self.load(),
+            |c| {
+                for y in window_starts(h, self.window, self.window * 3 / 4) {
+                    for x in window_starts(w, self.window, self.window * 3 / 4) {
+                        let r = Rect::new(x, y, self.window.min(w - x), self.window.min(h - y));
+                        let roi = gray.roi(r)?;
+                        let mut found = Vector::<Rect>::new();
+                        c.detect_multi_scale(
+                            &roi,
+                            &mut found,
+                            self.scale_factor,
+                            self.min_neighbors,
+                            objdetect::CASCADE_SCALE_IMAGE,
+                            self.min_size,
+                            Size::default(),
+                        )?;
+                        out.extend(found.iter().map(|f| Detection {
+                            kind: self.kind,
+                            rect: Rect::new(f.x + x, f.y + y, f.width, f.height),
+                            score: 1.0,
+                            detector: self.name.clone(),
+                        }));
+                    }
                 }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 }

@@ -40,14 +40,26 @@ impl CenterFace {
         let (pw, ph) = (round32(w), round32(h));
         let mut padded = Mat::default();
         core::copy_make_border_def(bgr, &mut padded, 0, ph - h, 0, pw - w, core::BORDER_CONSTANT)?;
-        let blob = dnn::blob_from_image(&padded, 1.0, Size::new(pw, ph), Scalar::default(), true, false, core::CV_32F)?;
-        let outs = self.pool.with((pw, ph), || self.load(), |net| {
-            net.set_input_def(&blob)?;
-            let names = net.get_unconnected_out_layers_names()?;
-            let mut outs = Vector::<Mat>::new();
-            net.forward(&mut outs, &names)?;
-            Ok(outs)
-        })?;
+        let blob = dnn::blob_from_image(
+            &padded,
+            1.0,
+            Size::new(pw, ph),
+            Scalar::default(),
+            true,
+            false,
+            core::CV_32F,
+        )?;
+        let outs = self.pool.with(
+            (pw, ph),
+            || self.load(),
+            |net| {
+                net.set_input_def(&blob)?;
+                let names = net.get_unconnected_out_layers_names()?;
+                let mut outs = Vector::<Mat>::new();
+                net.forward(&mut outs, &names)?;
+                Ok(outs)
+            },
+        )?;
         let (hm, scale, offset) = match (outs.get(0), outs.get(1), outs.get(2)) {
             (Ok(a), Ok(b), Ok(c)) => (a, b, c),
             _ => return Err(bad("expected heatmap, scale and offset outputs")),
@@ -58,7 +70,12 @@ impl CenterFace {
         let scale = scale.data_typed::<f32>()?;
         let offset = offset.data_typed::<f32>()?;
         if hm.len() != plane || scale.len() != 2 * plane || offset.len() != 2 * plane {
-            return Err(bad(&format!("output sizes {}/{}/{} for a {gw}×{gh} grid", hm.len(), scale.len(), offset.len())));
+            return Err(bad(&format!(
+                "output sizes {}/{}/{} for a {gw}×{gh} grid",
+                hm.len(),
+                scale.len(),
+                offset.len()
+            )));
         }
         let mut found = Vec::new();
         for (i, &s) in hm.iter().enumerate() {

@@ -1,5 +1,7 @@
 use super::cascade::CascadeDetector;
-use super::{AnonymizeError, CenterFace, Detection, Detector, Kind, Models, RetinaFace, TextRowConfig, TextRowPlates};
+use super::{
+    AnonymizeError, CenterFace, Detection, Detector, Kind, Models, RetinaFace, TextRowConfig, TextRowPlates,
+};
 use opencv::core::{Mat, Size};
 
 /// A detector an ensemble can be configured with, by name.
@@ -20,7 +22,8 @@ pub enum Member {
 
 impl Member {
     pub fn parse(name: &str) -> Result<Self, AnonymizeError> {
-        serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|_| AnonymizeError::UnknownDetector(name.to_owned()))
+        serde_json::from_value(serde_json::Value::String(name.to_owned()))
+            .map_err(|_| AnonymizeError::UnknownDetector(name.to_owned()))
     }
 }
 
@@ -32,7 +35,10 @@ pub struct EnsembleConfig {
 
 impl Default for EnsembleConfig {
     fn default() -> Self {
-        Self { members: vec![Member::Centerface, Member::TextrowPlates, Member::HaarPlate], face_threshold: 0.4 }
+        Self {
+            members: vec![Member::Centerface, Member::TextrowPlates, Member::HaarPlate],
+            face_threshold: 0.4,
+        }
     }
 }
 

@@ -58,7 +58,10 @@ struct Set {
 pub fn eval(data_dir: &Path, ensemble: &Ensemble) -> Result<EvalReport, AnonymizeError> {
     let sets = discover(data_dir)?;
     if sets.is_empty() {
-        return Err(AnonymizeError::EvalData { path: data_dir.to_owned(), reason: "no plate (.txt) or face (training.xml) annotations found".into() });
+        return Err(AnonymizeError::EvalData {
+            path: data_dir.to_owned(),
+            reason: "no plate (.txt) or face (training.xml) annotations found".into(),
+        });
     }
     let mut report = EvalReport { version: ensemble.version(), ..Default::default() };
     let mut total_ms = 0.0;
@@ -163,7 +166,9 @@ fn plate_lines(dir: &Path, text: &str, file: &Path) -> Result<Vec<Sample>, Anony
         let f: Vec<&str> = line.split('\t').collect();
         let num = |i: usize| f.get(i).and_then(|v| v.trim().parse::<i32>().ok());
         match (f.first(), num(1), num(2), num(3), num(4)) {
-            (Some(img), Some(x), Some(y), Some(w), Some(h)) => by_image.entry((*img).to_owned()).or_default().push(Rect::new(x, y, w, h)),
+            (Some(img), Some(x), Some(y), Some(w), Some(h)) => {
+                by_image.entry((*img).to_owned()).or_default().push(Rect::new(x, y, w, h))
+            }
             _ => return Err(bad(file, &format!("not `file x y w h text`: {line}"))),
         }
     }

@@ -77,7 +77,9 @@ pub(crate) fn over_windows(
         for x in window_starts(w, max_side, step) {
             let r = Rect::new(x, y, max_side.min(w - x), max_side.min(h - y));
             let win = img.roi(r)?.try_clone()?;
-            out.extend(f(&win)?.into_iter().map(|(s, b)| (s, Rect::new(b.x + x, b.y + y, b.width, b.height))));
+            out.extend(
+                f(&win)?.into_iter().map(|(s, b)| (s, Rect::new(b.x + x, b.y + y, b.width, b.height))),
+            );
         }
     }
     Ok(out)
@@ -98,7 +100,15 @@ mod tests {
 
     #[test]
     fn nms_prefers_score_then_small() {
-        let kept = nms(vec![(1.0, Rect::new(0, 0, 10, 10)), (2.0, Rect::new(1, 1, 10, 10)), (1.0, Rect::new(50, 50, 5, 5))], |t| *t, 0.5);
+        let kept = nms(
+            vec![
+                (1.0, Rect::new(0, 0, 10, 10)),
+                (2.0, Rect::new(1, 1, 10, 10)),
+                (1.0, Rect::new(50, 50, 5, 5)),
+            ],
+            |t| *t,
+            0.5,
+        );
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].0, 2.0);
     }

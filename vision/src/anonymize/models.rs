@@ -40,7 +40,10 @@ impl Models {
         if path.is_file() {
             Ok(path)
         } else {
-            Err(AnonymizeError::ModelLoad { path, reason: "not found; install the Debian package opencv-data".into() })
+            Err(AnonymizeError::ModelLoad {
+                path,
+                reason: "not found; install the Debian package opencv-data".into(),
+            })
         }
     }
 }
@@ -50,5 +53,8 @@ fn existing(path: PathBuf) -> Result<PathBuf, AnonymizeError> {
 }
 
 pub(crate) fn path_str(path: &Path) -> Result<&str, AnonymizeError> {
-    path.to_str().ok_or_else(|| AnonymizeError::ModelLoad { path: path.to_owned(), reason: "path is not UTF-8".into() })
+    path.to_str().ok_or_else(|| AnonymizeError::ModelLoad {
+        path: path.to_owned(),
+        reason: "path is not UTF-8".into(),
+    })
 }

@@ -55,7 +55,11 @@ impl TextRowPlates {
                 let r = Rect::new(x, y, self.cfg.tile.min(w - x), self.cfg.tile.min(h - y));
                 let tile = gray.roi(r)?.try_clone()?;
                 for &s in &self.cfg.tile_scales {
-                    out.extend(rows_at_scale(&tile, s)?.into_iter().map(|b| Rect::new(b.x + x, b.y + y, b.width, b.height)));
+                    out.extend(
+                        rows_at_scale(&tile, s)?
+                            .into_iter()
+                            .map(|b| Rect::new(b.x + x, b.y + y, b.width, b.height)),
+                    );
                 }
             }
         }
@@ -73,7 +77,15 @@ impl Detector for TextRowPlates {
 
     fn version(&self) -> String {
         let c = &self.cfg;
-        format!("{}/1(tile={}/{} scales={:?}+{:?} chars>={})", Self::NAME, c.tile, c.step, c.tile_scales, c.frame_scales, c.min_chars)
+        format!(
+            "{}/1(tile={}/{} scales={:?}+{:?} chars>={})",
+            Self::NAME,
+            c.tile,
+            c.step,
+            c.tile_scales,
+            c.frame_scales,
+            c.min_chars
+        )
     }
 
     fn detect(&self, bgr: &Mat) -> Result<Vec<Detection>, AnonymizeError> {
@@ -87,7 +99,12 @@ impl Detector for TextRowPlates {
         }
         Ok(nms(verified, |t| *t, 0.5)
             .into_iter()
-            .map(|(chars, rect)| Detection { kind: Kind::Plate, rect, score: (chars / 8.0).min(1.0), detector: Self::NAME.to_owned() })
+            .map(|(chars, rect)| Detection {
+                kind: Kind::Plate,
+                rect,
+                score: (chars / 8.0).min(1.0),
+                detector: Self::NAME.to_owned(),
+            })
             .collect())
     }
 }
@@ -139,7 +156,12 @@ fn rows_at_scale(gray: &Mat, s: f64) -> Result<Vec<Rect>, AnonymizeError> {
         let mut cleaned = Mat::default();
         imgproc::morphology_ex_def(&bin, &mut cleaned, imgproc::MORPH_OPEN, &open)?;
         let mut contours = Vector::<Vector<Point>>::new();
-        imgproc::find_contours_def(&cleaned, &mut contours, imgproc::RETR_EXTERNAL, imgproc::CHAIN_APPROX_SIMPLE)?;
+        imgproc::find_contours_def(
+            &cleaned,
+            &mut contours,
+            imgproc::RETR_EXTERNAL,
+            imgproc::CHAIN_APPROX_SIMPLE,
+        )?;
         for c in &contours {
             let b = imgproc::bounding_rect(&c)?;
             let (w, h) = (f64::from(b.width), f64::from(b.height));
@@ -196,21 +218,40 @@ pub(crate) fn count_chars(gray: &Mat, r: Rect) -> Result<usize, AnonymizeError> 
 
 fn chars_in(bin: &Mat, wid: i32, hgt: i32) -> Result<usize, AnonymizeError> {
     let (mut labels, mut stats, mut centroids) = (Mat::default(), Mat::default(), Mat::default());
-    let n = imgproc::connected_components_with_stats(bin, &mut labels, &mut stats, &mut centroids, 4, core::CV_32S)?;
+    let n = imgproc::connected_components_with_stats(
+        bin,
+        &mut labels,
+        &mut stats,
+        &mut centroids,
+        4,
+        core::CV_32S,
+    )?;
     let hf = f64::from(hgt);
     let mut cand: Vec<(f64, f64)> = Vec::new(); // (height, centre y)
     for i in 1..n {
         let stat = |c: i32| stats.at_2d::<i32>(i, c).copied();
-        let (y, cw, ch, area) = (stat(imgproc::CC_STAT_TOP)?, stat(imgproc::CC_STAT_WIDTH)?, stat(imgproc::CC_STAT_HEIGHT)?, stat(imgproc::CC_STAT_AREA)?);
+        let (y, cw, ch, area) = (
+            stat(imgproc::CC_STAT_TOP)?,
+            stat(imgproc::CC_STAT_WIDTH)?,
+            stat(imgproc::CC_STAT_HEIGHT)?,
+            stat(imgproc::CC_STAT_AREA)?,
+        );
         let (cwf, chf) = (f64::from(cw), f64::from(ch));
-        if chf < 0.2 * hf || chf > 0.95 * hf || cw > wid * 3 / 10 || cwf > 1.5 * chf || f64::from(area) < 0.12 * cwf * chf {
+        if chf < 0.2 * hf
+            || chf > 0.95 * hf
+            || cw > wid * 3 / 10
+            || cwf > 1.5 * chf
+            || f64::from(area) < 0.12 * cwf * chf
+        {
             continue;
         }
         cand.push((chf, f64::from(y) + chf / 2.0));
     }
     Ok(cand
         .iter()
-        .map(|&(h0, c0)| cand.iter().filter(|&&(h, c)| (h - h0).abs() <= 0.25 * h0 && (c - c0).abs() <= 0.3 * h0).count())
+        .map(|&(h0, c0)| {
+            cand.iter().filter(|&&(h, c)| (h - h0).abs() <= 0.25 * h0 && (c - c0).abs() <= 0.3 * h0).count()
+        })
         .max()
         .unwrap_or(0))
 }

@@ -40,14 +40,29 @@ impl RetinaFace {
 
     fn detect_window(&self, bgr: &Mat) -> Result<Vec<(f32, Rect)>, AnonymizeError> {
         let (w, h) = (bgr.cols(), bgr.rows());
-        let blob = dnn::blob_from_image(bgr, 1.0, Size::new(w, h), Scalar::new(104.0, 117.0, 123.0, 0.0), false, false, core::CV_32F)?;
-        let out = self.pool.with((w, h), || self.load(), |net| {
-            net.set_input_def(&blob)?;
-            Ok(net.forward_single_def()?)
-        })?;
+        let blob = dnn::blob_from_image(
+            bgr,
+            1.0,
+            Size::new(w, h),
+            Scalar::new(104.0, 117.0, 123.0, 0.0),
+            false,
+            false,
+            core::CV_32F,
+        )?;
+        let out = self.pool.with(
+            (w, h),
+            || self.load(),
+            |net| {
+                net.set_input_def(&blob)?;
+                Ok(net.forward_single_def()?)
+            },
+        )?;
         let data = out.data_typed::<f32>()?;
         if data.len() % 7 != 0 {
-            return Err(AnonymizeError::ModelOutput { model: Self::NAME, reason: format!("{} values, not rows of 7", data.len()) });
+            return Err(AnonymizeError::ModelOutput {
+                model: Self::NAME,
+                reason: format!("{} values, not rows of 7", data.len()),
+            });
         }
         let (fw, fh) = (w as f32, h as f32);
         Ok(data
