@@ -52,6 +52,11 @@ pub(crate) enum Command {
         out: Option<PathBuf>,
         query: String,
     },
+    /// Measure the pipeline on labelled data.
+    Eval {
+        #[command(subcommand)]
+        cmd: EvalCmd,
+    },
     /// Register a demo device and upload a demo drive to a running node.
     Demo {
         #[arg(long, env = "ROADHEX_SERVER")]
@@ -80,6 +85,22 @@ pub(crate) enum DeviceCmd {
         key: PathBuf,
         #[arg(long)]
         contributor: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EvalCmd {
+    /// Face and plate recall/precision (IoU ≥ 0.3) per set and per detector, and ms per frame, on
+    /// data laid out like shared/data/plates_openalpr (sets eu/us/br) or faces_dlib_voc.
+    Anonymize {
+        #[arg(long)]
+        data: PathBuf,
+        /// Directory with the models (default: $ROADHEX_MODELS or ~/.cache/roadhex/models).
+        #[arg(long, env = "ROADHEX_MODELS")]
+        models: Option<PathBuf>,
+        /// One JSON object: {"sets": {NAME: {"recall", "precision", "n"}}, "ms_per_frame", ...}.
+        #[arg(long)]
+        json: bool,
     },
 }
 

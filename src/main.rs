@@ -7,7 +7,7 @@ mod serve;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use cli::{CaptureCmd, Cli, Command, DeviceCmd, TelemetryCmd};
+use cli::{CaptureCmd, Cli, Command, DeviceCmd, EvalCmd, TelemetryCmd};
 use roadhex_ingest::client::{build, demo, keys, register, upload};
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -141,6 +141,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?
                 }
                 None => std::io::stdout().lock().write_all(&bytes)?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { cmd: EvalCmd::Anonymize { data, models, json } } => {
+            use roadhex_vision::anonymize::{Ensemble, EnsembleConfig, Models, eval};
+            let models = models.map_or_else(Models::from_env, Models::new);
+            let report = tokio::task::spawn_blocking(move || {
+                let ensemble = Ensemble::from_config(&models, &EnsembleConfig::default())?;
+                eval(&data, &ensemble)
+            })
+            .await
+            .context("eval task")??;
+            if json {
+                say(&serde_json::to_string(&report)?);
+            } else {
+                say(&format!("ensemble {} — {:.0} ms/frame", report.version, report.ms_per_frame));
+                for (name, s) in &report.sets {
+                    say(&format!(
+                        "  {name:<10} recall {:.3}  precision {:.3}  (n = {})",
+                        s.recall, s.precision, s.n
+                    ));
+                }
+                for (name, d) in &report.detectors {
+                    say(&format!("  detector {name} ({:.0} ms/frame)", d.ms_per_frame));
+                    for (set, s) in &d.sets {
+                        say(&format!("    {set:<10} recall {:.3}  precision {:.3}", s.recall, s.precision));
+                    }
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
