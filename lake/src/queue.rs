@@ -68,7 +68,10 @@ impl EmbeddedQueue {
     pub async fn open(lake: Lake, name: &str) -> Result<Self> {
         let mut items = BTreeMap::new();
         for path in lake.list(&paths::queue_prefix(name)).await? {
-            if let Some(item) = lake.get_json::<Item>(&path).await? {
+            if let Some(mut item) = lake.get_json::<Item>(&path).await? {
+                // One process owns an embedded queue, so a lease found at open belonged to a
+                // previous run of this process that died: the item is claimable again now.
+                item.lease = None;
                 items.insert(item.id.clone(), item);
             }
         }

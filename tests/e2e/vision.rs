@@ -144,3 +144,63 @@ fn faces_and_plates_are_blurred_and_published() {
     ]);
     assert_eq!(csv, "frames,covered,faces,plates\n5,true,true,true\n");
 }
+
+#[test]
+fn vision_killed_mid_capture_finishes_after_restart() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let server = Server::start_roles(&data, "ingest,vision", &[]);
+    let key = server.register_device("hank");
+    let bodies: Vec<(Vec<u8>, String)> = (0..5)
+        .map(|i| {
+            let b = jpeg(&bee_frame(i));
+            let s = sha256_hex(&b);
+            (b, s)
+        })
+        .collect();
+    let mut m = manifest(&key, 1, &bodies);
+    m.camera = Camera {
+        width: 2028,
+        height: 1024,
+        focal_length_px: None,
+        hfov_deg: Some(120.0),
+        mount: Mount::Front,
+        mount_height_m: 1.4,
+    };
+    let opened: serde_json::Value = server.post_manifest(&key, &m.to_bytes()).json().expect("json");
+    let id = opened["capture_id"].as_str().expect("id").to_owned();
+    for (b, s) in &bodies {
+        assert_eq!(server.put_frame(&id, s, b.clone()).status(), 201);
+    }
+    assert_eq!(server.commit(&id).status(), 202);
+    // Kill -9 while the worker holds the capture.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.status(&id)["state"] != "processing" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.status(&id)["state"], "processing", "never saw the capture in processing");
+    server.kill9();
+
+    let server = Server::start_roles(&data, "ingest,vision", &[]);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while server.status(&id)["state"] != "published" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(server.status(&id)["state"], "published");
+    assert!(!data.join(format!("raw/captures/{id}")).exists(), "raw data left behind");
+    assert!(files(&data.join("queue")).is_empty(), "queue still holds the capture");
+    // Redone, not duplicated: one file per table and five published objects.
+    for table in ["frames", "detections", "coverage"] {
+        assert_eq!(files(&data.join(format!("tables/{table}"))).len(), 1, "{table}");
+    }
+    assert_eq!(files(&data.join(format!("frames/{id}"))).len(), 5);
+    let csv = roadhex_ok(&[
+        "sql",
+        "--data",
+        data.to_str().expect("utf8"),
+        "--format",
+        "csv",
+        "SELECT count(*) AS n FROM frames",
+    ]);
+    assert_eq!(csv, "n\n5\n");
+}
