@@ -215,7 +215,10 @@ fn attr<'a>(tag: &'a str, key: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{CenterFace, Models, TextRowConfig, TextRowPlates};
     use super::*;
+
+    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
 
     #[test]
     fn attributes() {
@@ -224,5 +227,41 @@ mod tests {
         assert_eq!(attr(tag, "left"), Some("194"));
         assert_eq!(attr(tag, "ignore"), None);
         assert_eq!(attr("file='a.jpg' width='500'", "file"), Some("a.jpg"));
+    }
+
+    #[test]
+    fn plate_recall_on_openalpr() {
+        let ens = Ensemble::new(vec![Box::new(TextRowPlates::new(TextRowConfig::default()))]);
+        let report = eval(&Path::new(DATA).join("plates_openalpr"), &ens).expect("eval");
+        eprintln!("{}", serde_json::to_string(&report).expect("json"));
+        let (mut found, mut n) = (0.0, 0);
+        for set in ["eu", "us", "br"] {
+            let r = &report.sets[set];
+            assert!(r.recall >= 0.95, "{set}: recall {} < 0.95", r.recall);
+            found += r.recall * r.n as f64;
+            n += r.n;
+        }
+        assert_eq!(n, 88);
+        assert!(found / n as f64 >= 0.97, "overall plate recall {}", found / n as f64);
+        // One plate is annotated per photo while many show several cars, so this is a floor.
+        assert!(report.sets["eu"].precision >= 0.4 && report.sets["us"].precision >= 0.15);
+    }
+
+    #[test]
+    fn face_recall_on_dlib_voc() {
+        let face = CenterFace::new(&Models::from_env(), 0.3).expect("run deploy/models.sh first");
+        let ens = Ensemble::new(vec![Box::new(face)]);
+        let report = eval(&Path::new(DATA).join("faces_dlib_voc"), &ens).expect("eval");
+        let r = &report.sets["faces_dlib_voc"];
+        assert_eq!(r.n, 18);
+        assert!(r.recall >= 0.97, "face recall {}", r.recall);
+        assert!(r.precision >= 0.8, "face precision {}", r.precision);
+    }
+
+    #[test]
+    fn missing_data_is_an_error() {
+        let ens = Ensemble::new(Vec::new());
+        let err = eval(Path::new("/nonexistent/roadhex-eval"), &ens).expect_err("no data");
+        assert_eq!(err.code(), "io_error");
     }
 }

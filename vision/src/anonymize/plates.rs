@@ -78,7 +78,7 @@ impl Detector for TextRowPlates {
     fn version(&self) -> String {
         let c = &self.cfg;
         format!(
-            "{}/1(tile={}/{} scales={:?}+{:?} chars>={})",
+            "{}/2(tile={}/{} scales={:?}+{:?} chars>={})",
             Self::NAME,
             c.tile,
             c.step,
@@ -180,7 +180,7 @@ fn rows_at_scale(gray: &Mat, s: f64) -> Result<Vec<Rect>, AnonymizeError> {
     Ok(out)
 }
 
-/// Largest number of character-like blobs of similar height on one line inside `r`.
+/// Longest run of character-like blobs of similar height, closely spaced on one line, inside `r`.
 pub(crate) fn count_chars(gray: &Mat, r: Rect) -> Result<usize, AnonymizeError> {
     if r.width < 8 || r.height < 6 {
         return Ok(0);
@@ -227,31 +227,44 @@ fn chars_in(bin: &Mat, wid: i32, hgt: i32) -> Result<usize, AnonymizeError> {
         core::CV_32S,
     )?;
     let hf = f64::from(hgt);
-    let mut cand: Vec<(f64, f64)> = Vec::new(); // (height, centre y)
+    let mut cand: Vec<Blob> = Vec::new();
     for i in 1..n {
         let stat = |c: i32| stats.at_2d::<i32>(i, c).copied();
-        let (y, cw, ch, area) = (
-            stat(imgproc::CC_STAT_TOP)?,
-            stat(imgproc::CC_STAT_WIDTH)?,
-            stat(imgproc::CC_STAT_HEIGHT)?,
-            stat(imgproc::CC_STAT_AREA)?,
-        );
-        let (cwf, chf) = (f64::from(cw), f64::from(ch));
-        if chf < 0.2 * hf
-            || chf > 0.95 * hf
-            || cw > wid * 3 / 10
-            || cwf > 1.5 * chf
-            || f64::from(area) < 0.12 * cwf * chf
-        {
-            continue;
+        let (x, y) = (stat(imgproc::CC_STAT_LEFT)?, stat(imgproc::CC_STAT_TOP)?);
+        let (cw, ch, area) =
+            (stat(imgproc::CC_STAT_WIDTH)?, stat(imgproc::CC_STAT_HEIGHT)?, stat(imgproc::CC_STAT_AREA)?);
+        let (w, h, a) = (f64::from(cw), f64::from(ch), f64::from(area));
+        let char_like =
+            (0.2 * hf..=0.95 * hf).contains(&h) && cw <= wid * 3 / 10 && w <= 1.5 * h && a >= 0.12 * w * h;
+        // A filled rectangle (a window, a lamp) is not a glyph; thin bars ("1", "I") may be filled.
+        let solid = w > 0.35 * h && a > 0.85 * w * h;
+        if char_like && !solid {
+            cand.push(Blob { x: f64::from(x), w, h, cy: f64::from(y) + h / 2.0 });
         }
-        cand.push((chf, f64::from(y) + chf / 2.0));
     }
-    Ok(cand
+    Ok(cand.iter().map(|c0| longest_row(&cand, c0)).max().unwrap_or(0))
+}
+
+struct Blob {
+    x: f64,
+    w: f64,
+    h: f64,
+    cy: f64,
+}
+
+/// Blobs as tall as `c0` on its line, chained left to right with gaps under 0.8 of its height;
+/// rows of windows or fence posts are spaced wider than the characters of a plate.
+fn longest_row(cand: &[Blob], c0: &Blob) -> usize {
+    let mut row: Vec<&Blob> = cand
         .iter()
-        .map(|&(h0, c0)| {
-            cand.iter().filter(|&&(h, c)| (h - h0).abs() <= 0.25 * h0 && (c - c0).abs() <= 0.3 * h0).count()
-        })
-        .max()
-        .unwrap_or(0))
+        .filter(|c| (c.h - c0.h).abs() <= 0.25 * c0.h && (c.cy - c0.cy).abs() <= 0.3 * c0.h)
+        .collect();
+    row.sort_by(|a, b| a.x.total_cmp(&b.x));
+    let (mut best, mut run, mut right) = (0, 0, f64::NEG_INFINITY);
+    for c in row {
+        run = if c.x - right <= 0.8 * c0.h { run + 1 } else { 1 };
+        right = right.max(c.x + c.w);
+        best = best.max(run);
+    }
+    best
 }
