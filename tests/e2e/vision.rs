@@ -5,7 +5,7 @@
 use crate::support::*;
 use image::{GrayImage, RgbImage};
 use roadhex_schemas::ids::sha256_hex;
-use roadhex_schemas::{Camera, CaptureManifest, FrameEntry, Mount};
+use roadhex_schemas::{Camera, Mount};
 use std::time::{Duration, Instant};
 
 /// A ground-truth box (x, y, w, h) in frame pixels.
@@ -58,6 +58,50 @@ fn has_segment(jpeg: &[u8], marker: u8) -> bool {
     false
 }
 
+/// Uploads dashcam-sized frames (2028x1024) as one capture and commits it; returns its id.
+fn upload_frames(
+    server: &Server,
+    key: &roadhex_schemas::signing::DeviceKeyFile,
+    images: &[&RgbImage],
+) -> String {
+    let bodies: Vec<(Vec<u8>, String)> = images
+        .iter()
+        .map(|img| {
+            let b = jpeg(img);
+            let s = sha256_hex(&b);
+            (b, s)
+        })
+        .collect();
+    let mut m = manifest(key, 1, &bodies);
+    m.camera = Camera {
+        width: 2028,
+        height: 1024,
+        focal_length_px: None,
+        hfov_deg: Some(120.0),
+        mount: Mount::Front,
+        mount_height_m: 1.4,
+    };
+    let opened: serde_json::Value = server.post_manifest(key, &m.to_bytes()).json().expect("json");
+    let id = opened["capture_id"].as_str().expect("id").to_owned();
+    for (b, s) in &bodies {
+        assert_eq!(server.put_frame(&id, s, b.clone()).status(), 201);
+    }
+    assert_eq!(server.commit(&id).status(), 202);
+    id
+}
+
+/// Polls the capture until its state is one of `states` or `secs` pass; returns the last status.
+fn wait_for(server: &Server, id: &str, states: &[&str], secs: u64, poll_ms: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = server.status(id);
+        if s["state"].as_str().is_some_and(|st| states.contains(&st)) || Instant::now() > deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(poll_ms));
+    }
+}
+
 #[test]
 fn faces_and_plates_are_blurred_and_published() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -70,49 +114,9 @@ fn faces_and_plates_are_blurred_and_published() {
     let (f1, gt1) = paste(bee_frame(1), "plates_openalpr/eu/eu10.jpg", 600, 250, &[(238, 314, 78, 18)]);
     let mut composed = vec![(f0, gt0), (f1, gt1)];
     composed.extend((2..5).map(|i| (bee_frame(i), Vec::new())));
-    let bodies: Vec<(Vec<u8>, String)> = composed
-        .iter()
-        .map(|(img, _)| jpeg(img))
-        .map(|b| {
-            let s = sha256_hex(&b);
-            (b, s)
-        })
-        .collect();
-
-    let mut m = manifest(&key, 1, &bodies);
-    m.camera = Camera {
-        width: 2028,
-        height: 1024,
-        focal_length_px: None,
-        hfov_deg: Some(120.0),
-        mount: Mount::Front,
-        mount_height_m: 1.4,
-    };
-    m.frames = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, (b, s))| FrameEntry {
-            t_ms: T0 + 2_000 + i as i64 * 1000,
-            sha256: s.clone(),
-            size: b.len() as u64,
-        })
-        .collect();
-    let m: CaptureManifest = m;
-    let opened: serde_json::Value = server.post_manifest(&key, &m.to_bytes()).json().expect("json");
-    let id = opened["capture_id"].as_str().expect("id").to_owned();
-    for (b, s) in &bodies {
-        assert_eq!(server.put_frame(&id, s, b.clone()).status(), 201);
-    }
-    assert_eq!(server.commit(&id).status(), 202);
-
-    let deadline = Instant::now() + Duration::from_secs(600);
-    let status = loop {
-        let s = server.status(&id);
-        if matches!(s["state"].as_str(), Some("published" | "rejected")) || Instant::now() > deadline {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    let images: Vec<&RgbImage> = composed.iter().map(|(img, _)| img).collect();
+    let id = upload_frames(&server, &key, &images);
+    let status = wait_for(&server, &id, &["published", "rejected"], 600, 500);
     assert_eq!(status["state"], "published", "{status}");
     assert!(!data.join(format!("raw/captures/{id}")).exists(), "raw data must be deleted");
 
@@ -151,41 +155,15 @@ fn vision_killed_mid_capture_finishes_after_restart() {
     let data = tmp.path().join("data");
     let server = Server::start_roles(&data, "ingest,vision", &[]);
     let key = server.register_device("hank");
-    let bodies: Vec<(Vec<u8>, String)> = (0..5)
-        .map(|i| {
-            let b = jpeg(&bee_frame(i));
-            let s = sha256_hex(&b);
-            (b, s)
-        })
-        .collect();
-    let mut m = manifest(&key, 1, &bodies);
-    m.camera = Camera {
-        width: 2028,
-        height: 1024,
-        focal_length_px: None,
-        hfov_deg: Some(120.0),
-        mount: Mount::Front,
-        mount_height_m: 1.4,
-    };
-    let opened: serde_json::Value = server.post_manifest(&key, &m.to_bytes()).json().expect("json");
-    let id = opened["capture_id"].as_str().expect("id").to_owned();
-    for (b, s) in &bodies {
-        assert_eq!(server.put_frame(&id, s, b.clone()).status(), 201);
-    }
-    assert_eq!(server.commit(&id).status(), 202);
+    let frames: Vec<RgbImage> = (0..5).map(bee_frame).collect();
+    let id = upload_frames(&server, &key, &frames.iter().collect::<Vec<_>>());
     // Kill -9 while the worker holds the capture.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.status(&id)["state"] != "processing" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert_eq!(server.status(&id)["state"], "processing", "never saw the capture in processing");
+    let seen = wait_for(&server, &id, &["processing", "published"], 60, 20);
+    assert_eq!(seen["state"], "processing", "never saw the capture in processing");
     server.kill9();
 
     let server = Server::start_roles(&data, "ingest,vision", &[]);
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while server.status(&id)["state"] != "published" && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for(&server, &id, &["published"], 600, 200);
     assert_eq!(server.status(&id)["state"], "published");
     assert!(!data.join(format!("raw/captures/{id}")).exists(), "raw data left behind");
     assert!(files(&data.join("queue")).is_empty(), "queue still holds the capture");
