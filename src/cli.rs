@@ -18,7 +18,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the node (every role in one process).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Device keys.
     Device {
         #[command(subcommand)]
@@ -36,22 +36,10 @@ pub(crate) enum Command {
     },
     /// Upload captures (resumable; re-run to resume).
     Upload(UploadArgs),
-    /// Run a read-only SQL query over every table (DataFusion) and print the result.
-    Sql {
-        /// Local data directory. Default: ./data
-        #[arg(long, env = "ROADHEX_DATA", default_value = "./data")]
-        data: PathBuf,
-        /// Object store URL instead of --data (file:///dir, s3://bucket/prefix).
-        #[arg(long, env = "ROADHEX_STORE")]
-        store: Option<String>,
-        /// table, csv, json (one object per line) or parquet.
-        #[arg(long, default_value = "table")]
-        format: roadhex_lake::sql::Format,
-        /// Write the result here instead of stdout (parquet needs a file or a pipe).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        query: String,
-    },
+    /// Print every table's columns with their descriptions (Markdown).
+    Schema,
+    /// Read-only SQL over every table (DataFusion): one query, or an interactive shell without one.
+    Sql(SqlArgs),
     /// Measure the pipeline on labelled data.
     Eval {
         #[command(subcommand)]
@@ -218,4 +206,28 @@ pub(crate) struct UploadArgs {
     /// Attempts per request before giving up (with exponential backoff).
     #[arg(long, default_value_t = 6)]
     pub(crate) attempts: u32,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct SqlArgs {
+    /// Local data directory. Default: ./data
+    #[arg(long, env = "ROADHEX_DATA", default_value = "./data")]
+    pub(crate) data: PathBuf,
+    /// Object store URL instead of --data (file:///dir, s3://bucket/prefix).
+    #[arg(long, env = "ROADHEX_STORE")]
+    pub(crate) store: Option<String>,
+    /// Query a running node's `POST /v1/sql` instead of the store.
+    #[arg(long, env = "ROADHEX_SERVER")]
+    pub(crate) server: Option<String>,
+    /// Bearer token for --server.
+    #[arg(long, env = "ROADHEX_SQL_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// table, csv, json (one object per line), json-array, arrow (IPC stream) or parquet.
+    #[arg(long, default_value = "table")]
+    pub(crate) format: roadhex_lake::sql::Format,
+    /// Write the result here instead of stdout (parquet and arrow need a file or a pipe).
+    #[arg(long)]
+    pub(crate) out: Option<PathBuf>,
+    /// The query; without one, an interactive shell with history starts.
+    pub(crate) query: Option<String>,
 }

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use roadhex_ingest::IngestConfig;
+use roadhex_lake::sql::SqlLimits;
 use roadhex_schemas::gates::GateConfig;
 use roadhex_vision::anonymize::{EnsembleConfig, Models};
 use roadhex_vision::quality::QualityConfig;
@@ -38,7 +39,10 @@ pub(crate) struct ServeArgs {
     /// Largest signed manifest accepted, in bytes.
     #[arg(long, env = "ROADHEX_MAX_MANIFEST_BYTES")]
     pub(crate) max_manifest_bytes: Option<usize>,
-    /// Roles this process runs, comma-separated: ingest, vision. Default: all built roles.
+    /// Bearer token for `POST /v1/sql`; unset falls back to the operator token, neither turns it off.
+    #[arg(long, env = "ROADHEX_SQL_TOKEN", hide_env_values = true)]
+    pub(crate) sql_token: Option<String>,
+    /// Roles this process runs, comma-separated: ingest, vision, sql. Default: all built roles.
     #[arg(long, env = "ROADHEX_ROLES", value_delimiter = ',')]
     pub(crate) roles: Option<Vec<Role>>,
     /// Directory with the anonymization models (filled by deploy/models.sh).
@@ -53,6 +57,9 @@ pub(crate) struct ServeArgs {
     /// Anonymization detectors (file only).
     #[arg(skip)]
     pub(crate) anonymizer: Option<EnsembleConfig>,
+    /// Limits of the SQL route: memory, spill, timeout, row cap (file only).
+    #[arg(skip)]
+    pub(crate) sql: Option<SqlLimits>,
 }
 
 /// A stage this process runs.
@@ -61,6 +68,7 @@ pub(crate) struct ServeArgs {
 pub(crate) enum Role {
     Ingest,
     Vision,
+    Sql,
 }
 
 /// Settings after merging file, flags and defaults.
@@ -73,6 +81,8 @@ pub(crate) struct Resolved {
     pub(crate) ingest: IngestConfig,
     pub(crate) quality: QualityConfig,
     pub(crate) anonymizer: EnsembleConfig,
+    pub(crate) sql: SqlLimits,
+    pub(crate) sql_token: Option<String>,
 }
 
 impl ServeArgs {
@@ -109,8 +119,10 @@ impl ServeArgs {
             gates: file.gates.unwrap_or(defaults.gates.clone()),
             ..defaults
         };
+        let sql_token = self.sql_token.or(file.sql_token).filter(|t| !t.is_empty());
+        let sql_token = sql_token.or_else(|| ingest.operator_token.clone());
         let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let roles = self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision]);
+        let roles = self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Sql]);
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
         Ok(Resolved {
             store_url,
@@ -120,6 +132,8 @@ impl ServeArgs {
             ingest,
             quality: file.quality.unwrap_or_default(),
             anonymizer: file.anonymizer.unwrap_or_default(),
+            sql: file.sql.unwrap_or_default(),
+            sql_token,
         })
     }
 }

@@ -4,6 +4,8 @@
 mod cli;
 mod config;
 mod serve;
+mod sql_cmd;
+mod sql_http;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -45,7 +47,7 @@ fn say(line: &str) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Device { cmd: DeviceCmd::Keygen { out } } => {
             let key = keys::generate(&out)?;
             say(key.device_id.as_str());
@@ -125,23 +127,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sql { data, store, format, out, query } => {
-            let url = store.unwrap_or_else(|| format!("file://{}", data.display()));
-            if store_missing(&url) {
-                anyhow::bail!(
-                    "{url} holds no roadhex data (start `roadhex serve --data DIR` first, or pass --store)"
-                );
-            }
-            let lake = roadhex_lake::Lake::open(&url)?;
-            let ctx = roadhex_lake::catalog::session(&lake)?;
-            let rows = roadhex_lake::sql::query(&ctx, &query).await?;
-            let bytes = roadhex_lake::sql::render(&rows, format)?;
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?
-                }
-                None => std::io::stdout().lock().write_all(&bytes)?,
-            }
+        Command::Sql(args) => sql_cmd::run(args).await,
+        Command::Schema => {
+            std::io::stdout().lock().write_all(roadhex_schemas::tables::markdown().as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Eval { cmd: EvalCmd::Anonymize { data, models, json } } => {
@@ -185,7 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A local data directory that does not exist (opening it would create an empty one).
-fn store_missing(url: &str) -> bool {
+pub(crate) fn store_missing(url: &str) -> bool {
     url.strip_prefix("file://").is_some_and(|dir| !std::path::Path::new(dir).is_dir())
 }
 

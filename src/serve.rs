@@ -35,21 +35,36 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )));
     }
     let roles: Vec<String> = cfg.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
+    let mut app: Option<axum::Router> = None;
+    if cfg.roles.contains(&Role::Sql) {
+        let engine = roadhex_lake::sql::SqlEngine::new(lake.clone(), cfg.sql.clone())?;
+        app = Some(crate::sql_http::router(engine, cfg.sql_token.clone()));
+    }
     if cfg.roles.contains(&Role::Ingest) {
         let ingest = Arc::new(Ingest::new(lake, Arc::clone(&queue), cfg.ingest));
-        let app = roadhex_ingest::api::router(ingest).layer(TraceLayer::new_for_http());
-        let listener = tokio::net::TcpListener::bind(&cfg.listen)
-            .await
-            .with_context(|| format!("binding {}", cfg.listen))?;
-        let addr = listener.local_addr()?;
-        tracing::info!(store = %cfg.store_url, %addr, pending, roles = %roles.join(","), "roadhex node started");
-        // Tests and scripts read the address from this first stdout line.
-        crate::say(&format!("listening on http://{addr}"));
-        axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
-    } else {
-        tracing::info!(store = %cfg.store_url, pending, roles = %roles.join(","), "roadhex node started");
-        crate::say("running (no HTTP roles)");
-        shutdown().await;
+        let routes = roadhex_ingest::api::router(ingest);
+        app = Some(match app {
+            Some(a) => a.merge(routes),
+            None => routes,
+        });
+    }
+    match app {
+        Some(app) => {
+            let app = app.layer(TraceLayer::new_for_http());
+            let listener = tokio::net::TcpListener::bind(&cfg.listen)
+                .await
+                .with_context(|| format!("binding {}", cfg.listen))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(store = %cfg.store_url, %addr, pending, roles = %roles.join(","), "roadhex node started");
+            // Tests and scripts read the address from this first stdout line.
+            crate::say(&format!("listening on http://{addr}"));
+            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+        }
+        None => {
+            tracing::info!(store = %cfg.store_url, pending, roles = %roles.join(","), "roadhex node started");
+            crate::say("running (no HTTP roles)");
+            shutdown().await;
+        }
     }
     // Let workers finish the capture in hand; an interrupted one is redone after its lease.
     let _ = stop_tx.send(true);

@@ -67,7 +67,7 @@ impl Ingest {
     /// Revokes a device; `token` must equal the configured operator token.
     pub async fn revoke(&self, id: &str, token: Option<&str>) -> Result<registry::DeviceRecord> {
         let expected = self.config.operator_token.as_deref().ok_or(IngestError::OperatorDisabled)?;
-        if !token.is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes())) {
+        if !roadhex_schemas::signing::token_matches(token, expected) {
             return Err(IngestError::Unauthorized);
         }
         registry::revoke(&self.lake, &registry::parse_device_id(id)?).await
@@ -96,10 +96,6 @@ impl Ingest {
         }
         cache.insert(loaded.id.clone(), loaded);
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Device ids appear in a few public helpers; re-export the parser for the CLI.

@@ -7,6 +7,7 @@ use crate::store::Lake;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use roadhex_schemas::tables::{PARTITION_COLUMN, Table};
 use std::sync::Arc;
@@ -17,8 +18,15 @@ const LAKE_URL: &str = "roadhex://lake/";
 
 /// A session with every table registered (empty tables included, with their full schema).
 pub fn session(lake: &Lake) -> Result<SessionContext> {
-    let config = SessionConfig::new().with_information_schema(true);
-    let ctx = SessionContext::new_with_config(config);
+    session_with(lake, Arc::new(RuntimeEnv::default()))
+}
+
+/// [`session`] on a given runtime (memory pool and spill limits shared by the sessions that use it).
+pub fn session_with(lake: &Lake, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    // Spans let planning errors point at the offending part of the query.
+    config.options_mut().sql_parser.collect_spans = true;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     let base = Url::parse(LAKE_URL)
         .map_err(|e| LakeError::BadUrl { url: LAKE_URL.into(), reason: e.to_string() })?;
     ctx.register_object_store(&base, Arc::clone(lake.store()));

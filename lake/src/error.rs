@@ -23,4 +23,36 @@ pub enum LakeError {
     #[cfg(feature = "sql")]
     #[error("sql: {0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The query does not parse or plan; line/column point into it when known.
+    #[error("{message}")]
+    SqlInvalid { message: String, line: Option<u64>, column: Option<u64> },
+    /// The query is valid but not allowed here (DDL, DML, SET and other statements).
+    #[error("{0} (the lake is read-only over SQL)")]
+    SqlRefused(String),
+    #[error("query ran longer than {0} s")]
+    SqlTimeout(f64),
+    #[error("query needs more memory or spill space than allowed: {0}")]
+    SqlResources(String),
+}
+
+impl LakeError {
+    /// Machine-readable code of the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Store(_) => "store_error",
+            Self::NotFound(_) => "not_found",
+            Self::AlreadyExists(_) => "already_exists",
+            Self::BadUrl { .. } => "bad_store_url",
+            Self::Json { .. } => "bad_json_object",
+            Self::Parquet(_) => "parquet_error",
+            Self::Arrow(_) => "arrow_error",
+            Self::LeaseLost(_) => "lease_lost",
+            #[cfg(feature = "sql")]
+            Self::DataFusion(_) => "query_failed",
+            Self::SqlInvalid { .. } => "sql_invalid",
+            Self::SqlRefused(_) => "sql_refused",
+            Self::SqlTimeout(_) => "sql_timeout",
+            Self::SqlResources(_) => "sql_resources_exhausted",
+        }
+    }
 }

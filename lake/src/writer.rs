@@ -33,15 +33,23 @@ pub fn geoparquet_metadata(table: Table) -> Option<String> {
 
 /// Encodes batches as one Parquet file.
 pub fn encode(table: Table, batches: &[RecordBatch]) -> Result<Vec<u8>> {
-    let kv = geoparquet_metadata(table).map(|geo| vec![KeyValue::new("geo".to_owned(), geo)]);
+    let geo = geoparquet_metadata(table);
+    let kv = geo.clone().map(|geo| vec![KeyValue::new("geo".to_owned(), geo)]);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_key_value_metadata(kv)
         .build();
+    // Readers that take the schema from the embedded Arrow schema (pyarrow, GeoPandas) find `geo`
+    // there too, not only in the Parquet footer.
+    let mut schema = table.schema().as_ref().clone();
+    if let Some(geo) = geo {
+        schema.metadata.insert("geo".to_owned(), geo);
+    }
+    let schema = std::sync::Arc::new(schema);
     let mut buf = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut buf, table.schema(), Some(props))?;
+    let mut w = ArrowWriter::try_new(&mut buf, std::sync::Arc::clone(&schema), Some(props))?;
     for b in batches {
-        w.write(b)?;
+        w.write(&RecordBatch::try_new(std::sync::Arc::clone(&schema), b.columns().to_vec())?)?;
     }
     w.close()?;
     Ok(buf)

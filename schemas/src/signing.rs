@@ -34,6 +34,14 @@ impl SignatureError {
 }
 
 /// The message a device signs to register: binds the server's nonce to the contributor.
+/// Whether a presented bearer token equals the configured one, in time independent of where they differ.
+pub fn token_matches(given: Option<&str>, expected: &str) -> bool {
+    given.is_some_and(|g| {
+        let (a, b) = (g.as_bytes(), expected.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    })
+}
+
 pub fn registration_message(nonce: &str, contributor_id: &str) -> Vec<u8> {
     format!("roadhex-register-v1\n{nonce}\n{contributor_id}").into_bytes()
 }

@@ -82,6 +82,27 @@ impl Table {
     }
 }
 
+/// Every table's columns as Markdown (docs/analysts.md embeds this text; a test keeps them equal).
+pub fn markdown() -> String {
+    let mut out = String::new();
+    for table in Table::ALL {
+        let schema = table.schema();
+        out.push_str(&format!(
+            "### `{}`\n\n| column | type | null | description |\n|---|---|---|---|\n",
+            table.name()
+        ));
+        for f in schema.fields() {
+            let doc = f.metadata().get("description").map_or("", String::as_str);
+            let null = if f.is_nullable() { "yes" } else { "" };
+            out.push_str(&format!("| `{}` | {} | {null} | {doc} |\n", f.name(), f.data_type()));
+        }
+        out.push_str(&format!(
+            "| `{PARTITION_COLUMN}` | Utf8 (partition) | | UTC day `YYYY-MM-DD`; filters on it prune files. |\n\n"
+        ));
+    }
+    out
+}
+
 fn col(name: &str, data_type: DataType, nullable: bool, doc: &str) -> Field {
     let mut meta = HashMap::new();
     meta.insert("description".to_owned(), doc.to_owned());

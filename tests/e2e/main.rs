@@ -3,6 +3,7 @@
 
 mod crash;
 mod refusals;
+mod sql;
 mod support;
 mod upload;
 mod vision;

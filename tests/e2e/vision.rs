@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// A ground-truth box (x, y, w, h) in frame pixels.
 type Gt = (u32, u32, u32, u32);
 
-fn bee_frame(i: usize) -> RgbImage {
+pub(crate) fn bee_frame(i: usize) -> RgbImage {
     let dir = shared_data().join("dashcam_hivemapper_bee_sf/frames");
     let mut files: Vec<_> = std::fs::read_dir(dir).expect("dir").flatten().map(|e| e.path()).collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "jpg"));
@@ -59,7 +59,7 @@ fn has_segment(jpeg: &[u8], marker: u8) -> bool {
 }
 
 /// Uploads dashcam-sized frames (2028x1024) as one capture and commits it; returns its id.
-fn upload_frames(
+pub(crate) fn upload_frames(
     server: &Server,
     key: &roadhex_schemas::signing::DeviceKeyFile,
     images: &[&RgbImage],
@@ -91,7 +91,13 @@ fn upload_frames(
 }
 
 /// Polls the capture until its state is one of `states` or `secs` pass; returns the last status.
-fn wait_for(server: &Server, id: &str, states: &[&str], secs: u64, poll_ms: u64) -> serde_json::Value {
+pub(crate) fn wait_for(
+    server: &Server,
+    id: &str,
+    states: &[&str],
+    secs: u64,
+    poll_ms: u64,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let s = server.status(id);
