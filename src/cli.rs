@@ -36,6 +36,21 @@ pub(crate) enum Command {
     },
     /// Upload captures (resumable; re-run to resume).
     Upload(UploadArgs),
+    /// Merge small table files now (the node also does this in the background); prints a JSON report.
+    Compact {
+        /// Local data directory. Default: ./data
+        #[arg(long, env = "ROADHEX_DATA", default_value = "./data")]
+        data: PathBuf,
+        /// Object store URL instead of --data.
+        #[arg(long, env = "ROADHEX_STORE")]
+        store: Option<String>,
+        /// A partition is compacted once it has this many small files.
+        #[arg(long, default_value_t = 8)]
+        min_files: usize,
+        /// Seconds before replaced files are deleted (running queries may still read them).
+        #[arg(long, default_value_t = 900)]
+        grace_s: u64,
+    },
     /// Print every table's columns with their descriptions (Markdown).
     Schema,
     /// Read-only SQL over every table (DataFusion): one query, or an interactive shell without one.

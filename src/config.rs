@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use roadhex_ingest::IngestConfig;
+use roadhex_lake::compact::CompactionConfig;
 use roadhex_lake::sql::SqlLimits;
 use roadhex_schemas::gates::GateConfig;
 use roadhex_vision::anonymize::{EnsembleConfig, Models};
@@ -60,6 +61,9 @@ pub(crate) struct ServeArgs {
     /// Limits of the SQL route: memory, spill, timeout, row cap (file only).
     #[arg(skip)]
     pub(crate) sql: Option<SqlLimits>,
+    /// Background compaction of small table files (file only).
+    #[arg(skip)]
+    pub(crate) compaction: Option<CompactionConfig>,
 }
 
 /// A stage this process runs.
@@ -83,6 +87,7 @@ pub(crate) struct Resolved {
     pub(crate) anonymizer: EnsembleConfig,
     pub(crate) sql: SqlLimits,
     pub(crate) sql_token: Option<String>,
+    pub(crate) compaction: CompactionConfig,
 }
 
 impl ServeArgs {
@@ -133,6 +138,7 @@ impl ServeArgs {
             quality: file.quality.unwrap_or_default(),
             anonymizer: file.anonymizer.unwrap_or_default(),
             sql: file.sql.unwrap_or_default(),
+            compaction: file.compaction.unwrap_or_default(),
             sql_token,
         })
     }

@@ -128,6 +128,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sql(args) => sql_cmd::run(args).await,
+        Command::Compact { data, store, min_files, grace_s } => {
+            let url = store.unwrap_or_else(|| format!("file://{}", data.display()));
+            if store_missing(&url) {
+                anyhow::bail!("{url} holds no roadhex data");
+            }
+            let lake = roadhex_lake::Lake::open(&url)?;
+            let config = roadhex_lake::compact::CompactionConfig {
+                min_files,
+                grace_s,
+                ..roadhex_lake::compact::CompactionConfig::default()
+            };
+            let report = roadhex_lake::compact::run(&lake, &config).await?;
+            say(&serde_json::to_string(&report)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema => {
             std::io::stdout().lock().write_all(roadhex_schemas::tables::markdown().as_bytes())?;
             Ok(ExitCode::SUCCESS)

@@ -31,8 +31,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             pipeline,
             Arc::clone(&queue),
             worker,
-            stop_rx,
+            stop_rx.clone(),
         )));
+    }
+    if cfg.compaction.interval_s > 0 {
+        workers.push(tokio::spawn(compact_loop(lake.clone(), cfg.compaction.clone(), stop_rx.clone())));
     }
     let roles: Vec<String> = cfg.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
     let mut app: Option<axum::Router> = None;
@@ -72,6 +75,26 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = w.await;
     }
     Ok(())
+}
+
+/// Merges small table files every `interval_s`; the store-wide lock lets one process work at a time.
+async fn compact_loop(
+    lake: Lake,
+    config: roadhex_lake::compact::CompactionConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = std::time::Duration::from_secs(config.interval_s);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match roadhex_lake::compact::run(&lake, &config).await {
+            Ok(r) if r.partitions + r.files_deleted > 0 => tracing::info!(?r, "compacted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "compaction round failed; retrying next round"),
+        }
+    }
 }
 
 async fn shutdown() {

@@ -29,7 +29,8 @@ pub fn session_with(lake: &Lake, runtime: Arc<RuntimeEnv>) -> Result<SessionCont
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let base = Url::parse(LAKE_URL)
         .map_err(|e| LakeError::BadUrl { url: LAKE_URL.into(), reason: e.to_string() })?;
-    ctx.register_object_store(&base, Arc::clone(lake.store()));
+    // Listings through VisibleStore apply compaction markers: a query never sees a file twice.
+    ctx.register_object_store(&base, Arc::new(crate::visible::VisibleStore::new(Arc::clone(lake.store()))));
     crate::udf::register(&ctx);
     for table in Table::ALL {
         let url = format!("{LAKE_URL}{}/", paths::table_prefix(table));

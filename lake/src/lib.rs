@@ -4,10 +4,12 @@
 //! - [`store`] opens the store from a URL (`file://`, `memory://`, `s3://`).
 //! - [`writer`] appends Parquet files to tables, partitioned by date, with GeoParquet metadata.
 //! - [`queue`] is the work-queue trait and its embedded backend.
+//! - [`compact`] merges small files; [`visible`] is the rule that keeps readers consistent meanwhile.
 //! - `catalog` (feature `sql`) registers every table in a DataFusion `SessionContext`.
 
 #[cfg(feature = "sql")]
 pub mod catalog;
+pub mod compact;
 pub mod error;
 pub mod paths;
 pub mod queue;
@@ -16,6 +18,7 @@ pub mod sql;
 pub mod store;
 #[cfg(feature = "sql")]
 pub mod udf;
+pub mod visible;
 pub mod writer;
 
 pub use error::{LakeError, Result};

@@ -100,6 +100,26 @@ pub fn table_file(table: Table, date: &str, key: &str) -> Path {
     Path::from(format!("tables/{}/{PARTITION_COLUMN}={date}/part-{key}.parquet", table.name()))
 }
 
+/// File-name prefix of compaction outputs; flush keys never start with `compact-`.
+pub const COMPACT_PREFIX: &str = "part-compact-";
+/// Directory, inside a partition, of the markers that commit compactions.
+pub const MARKER_DIR: &str = "_compacted";
+
+/// Output of compacting a partition's files; `id` is derived from the inputs.
+pub fn compacted_file(table: Table, date: &str, id: &str) -> Path {
+    Path::from(format!("tables/{}/{PARTITION_COLUMN}={date}/{COMPACT_PREFIX}{id}.parquet", table.name()))
+}
+
+/// The marker that makes a compaction visible (and its inputs invisible) in one put.
+pub fn compaction_marker(table: Table, date: &str, id: &str) -> Path {
+    Path::from(format!("tables/{}/{PARTITION_COLUMN}={date}/{MARKER_DIR}/{id}.json", table.name()))
+}
+
+/// The lock one compactor holds while it works on the tables.
+pub fn compaction_lock() -> Path {
+    Path::from("tables/_compaction.lock")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
