@@ -7,7 +7,11 @@ LISTEN="${ROADHEX_LISTEN:-127.0.0.1:8080}"
 URL="http://$LISTEN"
 SHARED="${ROADHEX_SHARED_DATA:-../shared/data}"
 
-"$BIN" serve --data "${ROADHEX_DATA:-./data}" --listen "$LISTEN" &
+FLIGHT="${ROADHEX_FLIGHT_LISTEN:-127.0.0.1:50051}"
+# Analysts' SQL (HTTP and Flight SQL) needs a token; a fresh one per run unless given.
+export ROADHEX_SQL_TOKEN="${ROADHEX_SQL_TOKEN:-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')}"
+
+"$BIN" serve --data "${ROADHEX_DATA:-./data}" --listen "$LISTEN" --flight-listen "$FLIGHT" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null' EXIT INT TERM
 for _ in $(seq 100); do
@@ -16,5 +20,6 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 "$BIN" demo --server "$URL" --work ./data-demo --shared-data "$SHARED"
-echo "run: node at $URL (API: $URL/openapi.json). Ctrl-C to stop."
+echo "run: node at $URL (API: $URL/openapi.json), Flight SQL at grpc://$FLIGHT. Ctrl-C to stop."
+echo "run: SQL token $ROADHEX_SQL_TOKEN — try: roadhex sql --server $URL \"SELECT count(*) FROM frames\""
 wait $server

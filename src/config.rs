@@ -43,6 +43,9 @@ pub(crate) struct ServeArgs {
     /// Bearer token for `POST /v1/sql`; unset falls back to the operator token, neither turns it off.
     #[arg(long, env = "ROADHEX_SQL_TOKEN", hide_env_values = true)]
     pub(crate) sql_token: Option<String>,
+    /// Address for Arrow Flight SQL (sql role, feature `flight-sql`); port 0 picks one. Unset: off.
+    #[arg(long, env = "ROADHEX_FLIGHT_LISTEN")]
+    pub(crate) flight_listen: Option<String>,
     /// Roles this process runs, comma-separated: ingest, vision, sql. Default: all built roles.
     #[arg(long, env = "ROADHEX_ROLES", value_delimiter = ',')]
     pub(crate) roles: Option<Vec<Role>>,
@@ -88,6 +91,7 @@ pub(crate) struct Resolved {
     pub(crate) sql: SqlLimits,
     pub(crate) sql_token: Option<String>,
     pub(crate) compaction: CompactionConfig,
+    pub(crate) flight_listen: Option<String>,
 }
 
 impl ServeArgs {
@@ -139,6 +143,7 @@ impl ServeArgs {
             anonymizer: file.anonymizer.unwrap_or_default(),
             sql: file.sql.unwrap_or_default(),
             compaction: file.compaction.unwrap_or_default(),
+            flight_listen: self.flight_listen.or(file.flight_listen).filter(|a| !a.is_empty()),
             sql_token,
         })
     }

@@ -3,6 +3,8 @@
 
 mod cli;
 mod config;
+#[cfg(feature = "flight-sql")]
+mod flight_sql;
 mod serve;
 mod sql_cmd;
 mod sql_http;

@@ -39,8 +39,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let roles: Vec<String> = cfg.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
     let mut app: Option<axum::Router> = None;
+    let mut flight_line = None;
     if cfg.roles.contains(&Role::Sql) {
         let engine = roadhex_lake::sql::SqlEngine::new(lake.clone(), cfg.sql.clone())?;
+        if let Some(addr) = &cfg.flight_listen {
+            flight_line =
+                Some(start_flight(addr, engine.clone(), cfg.sql_token.clone(), &mut workers).await?);
+        }
         app = Some(crate::sql_http::router(engine, cfg.sql_token.clone()));
     }
     if cfg.roles.contains(&Role::Ingest) {
@@ -61,6 +66,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(store = %cfg.store_url, %addr, pending, roles = %roles.join(","), "roadhex node started");
             // Tests and scripts read the address from this first stdout line.
             crate::say(&format!("listening on http://{addr}"));
+            if let Some(line) = &flight_line {
+                crate::say(line);
+            }
             axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
         }
         None => {
@@ -75,6 +83,35 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = w.await;
     }
     Ok(())
+}
+
+/// Binds the Flight SQL listener now (so a bad address fails startup) and serves it in the background.
+#[cfg(feature = "flight-sql")]
+async fn start_flight(
+    addr: &str,
+    engine: roadhex_lake::sql::SqlEngine,
+    token: Option<String>,
+    workers: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<String> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding Flight SQL on {addr}"))?;
+    let bound = listener.local_addr()?;
+    workers.push(tokio::spawn(async move {
+        if let Err(e) = crate::flight_sql::serve(engine, token, listener, shutdown()).await {
+            tracing::error!(error = %e, "Flight SQL server stopped");
+        }
+    }));
+    Ok(format!("flight sql on grpc://{bound}"))
+}
+
+#[cfg(not(feature = "flight-sql"))]
+async fn start_flight(
+    addr: &str,
+    _engine: roadhex_lake::sql::SqlEngine,
+    _token: Option<String>,
+    _workers: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<String> {
+    anyhow::bail!("--flight-listen {addr}: this build has no Flight SQL (cargo feature `flight-sql`)")
 }
 
 /// Merges small table files every `interval_s`; the store-wide lock lets one process work at a time.

@@ -168,14 +168,27 @@ impl SqlEngine {
     }
 }
 
+impl SqlEngine {
+    /// The result schema of `sql`, from planning alone (Flight SQL announces it before fetching).
+    pub async fn schema(&self, sql: &str) -> Result<SchemaRef> {
+        let ctx = self.session()?;
+        let df = plan(&ctx, sql).await.map_err(classify)?;
+        Ok(Arc::new(df.schema().as_arrow().clone()))
+    }
+}
+
+async fn plan(ctx: &SessionContext, sql: &str) -> DfResult<datafusion::dataframe::DataFrame> {
+    let opts = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    ctx.sql_with_options(sql, opts).await
+}
+
 /// Runs one query with DDL, DML and other statements refused (the lake is read-only here).
 pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     Ok(run(ctx, sql, usize::MAX).await.map_err(classify)?.batches)
 }
 
 async fn run(ctx: &SessionContext, sql: &str, max_rows: usize) -> DfResult<QueryResult> {
-    let opts = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, opts).await?;
+    let df = plan(ctx, sql).await?;
     let mut stream = df.execute_stream().await?;
     let schema = stream.schema();
     let (mut batches, mut rows, mut truncated) = (Vec::new(), 0usize, false);

@@ -35,7 +35,12 @@ fn doc_queries() -> Vec<String> {
 fn analysts_query_the_lake_over_http_cli_and_other_readers() {
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
-    let server = Server::start_roles(&data, "ingest,vision,sql", &["--sql-token", SQL_TOKEN]);
+    let mut server = Server::start_roles(
+        &data,
+        "ingest,vision,sql",
+        &["--sql-token", SQL_TOKEN, "--flight-listen", "127.0.0.1:0"],
+    );
+    let flight = server.next_line();
     let key = server.register_device("ivy");
     let frames: Vec<RgbImage> = (0..4).map(bee_frame).collect();
     let id = upload_frames(&server, &key, &frames.iter().collect::<Vec<_>>());
@@ -81,6 +86,12 @@ fn analysts_query_the_lake_over_http_cli_and_other_readers() {
         assert_eq!(resp.status(), 403, "{bad}");
         assert_eq!(resp.json::<serde_json::Value>().expect("json")["code"], "sql_refused", "{bad}");
     }
+
+    // Arrow Flight SQL: handshake with the token, a query, errors as statuses.
+    #[cfg(feature = "flight-sql")]
+    flight_sql(flight.strip_prefix("flight sql on grpc://").expect("flight line"), &id);
+    #[cfg(not(feature = "flight-sql"))]
+    let _ = flight;
 
     // The CLI against the server, and the shell on stdin.
     let out = roadhex_ok(&[
@@ -163,4 +174,44 @@ fn analysts_query_the_lake_over_http_cli_and_other_readers() {
         assert_eq!(read[table]["geometry"], geometry, "{table}: {read}");
     }
     assert!(read["detections"]["pyarrow_rows"].as_u64() > Some(0), "{read}");
+}
+
+#[cfg(feature = "flight-sql")]
+fn flight_sql(addr: &str, capture: &str) {
+    use arrow_flight::sql::client::FlightSqlServiceClient;
+    use futures::TryStreamExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut client = FlightSqlServiceClient::new(channel);
+        let denied = client.execute("SELECT 1".into(), None).await.expect_err("no token");
+        assert!(denied.to_string().contains("authentication credentials"), "{denied}");
+        assert!(client.handshake("analyst", "wrong").await.is_err());
+        client.handshake("analyst", SQL_TOKEN).await.expect("handshake");
+
+        let info = client
+            .execute("SELECT frame_id, h3_r12 FROM frames ORDER BY frame_id".into(), None)
+            .await
+            .expect("flight info");
+        let mut rows = Vec::new();
+        for endpoint in info.endpoint {
+            let ticket = endpoint.ticket.expect("ticket");
+            let batches: Vec<_> =
+                client.do_get(ticket).await.expect("do_get").try_collect().await.expect("batches");
+            for b in batches {
+                let ids = b.column(0).as_any().downcast_ref::<arrow::array::StringArray>().expect("utf8");
+                rows.extend(ids.iter().map(|v| v.expect("id").to_owned()));
+            }
+        }
+        assert_eq!(rows, (0..4).map(|i| format!("{capture}-{i:04}")).collect::<Vec<_>>());
+
+        let bad = client.execute("SELECT nope FROM frames".into(), None).await.expect_err("invalid");
+        assert!(bad.to_string().contains("sql_invalid"), "{bad}");
+        let refused = client.execute("DROP TABLE frames".into(), None).await.expect_err("refused");
+        assert!(refused.to_string().contains("sql_refused"), "{refused}");
+    });
 }

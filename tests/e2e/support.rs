@@ -45,6 +45,7 @@ pub(crate) fn capture_build(key: &Path, out: &Path, args: &[&str]) -> serde_json
 /// A `roadhex serve` child process; killed (SIGKILL) on drop.
 pub(crate) struct Server {
     child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
     pub(crate) url: String,
     pub(crate) data: PathBuf,
 }
@@ -65,11 +66,18 @@ impl Server {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn server");
-        let stdout = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read listen line");
+        stdout.read_line(&mut line).expect("read listen line");
         let url = line.trim().strip_prefix("listening on ").expect("listen line").to_owned();
-        Server { child, url, data: data.to_owned() }
+        Server { child, stdout, url, data: data.to_owned() }
+    }
+
+    /// The next line the server prints (e.g. the Flight SQL address after the HTTP one).
+    pub(crate) fn next_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read server stdout");
+        line.trim().to_owned()
     }
 
     /// SIGKILL, no chance to flush anything.
