@@ -310,6 +310,7 @@ import duckdb
 root, reps = sys.argv[1], int(sys.argv[2])
 queries = json.load(sys.stdin)
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 for t in ["captures","telemetry","frames","detections","features","coverage","rewards","epochs","redactions"]:
     try:
         con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{root}/tables/{t}/*/*.parquet', hive_partitioning = true)")
@@ -371,6 +372,7 @@ async fn main() {
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             rows = r.batches.iter().map(|b| b.num_rows()).sum::<usize>();
         }
+        eprintln!("datafusion q{}: {:.1} ms", df_ms.len() + 1, median(times.clone()));
         df_ms.push(median(times));
         df_rows.push(rows);
     }
@@ -390,7 +392,9 @@ async fn main() {
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &input).expect("write");
     let out = child.wait_with_output().expect("duckdb");
     assert!(out.status.success(), "duckdb failed");
-    let duck: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("duckdb json");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let duck: Vec<serde_json::Value> =
+        serde_json::from_str(text.lines().last().unwrap_or_default()).expect("duckdb json");
 
     println!("{:<4} {:>12} {:>12} {:>8} {:>10}  note", "q", "datafusion", "duckdb", "ratio", "rows");
     let mut worst: f64 = 0.0;
