@@ -359,7 +359,20 @@ async fn main() {
         dir.display()
     );
 
-    let queries = doc_queries();
+    // ROADHEX_BENCH_QUERIES=5,6 runs a subset (numbers as in docs/analysts.md).
+    let only: Vec<usize> = std::env::var("ROADHEX_BENCH_QUERIES")
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    // ROADHEX_BENCH_SQL="SELECT …" times one ad-hoc query instead (for tuning).
+    let adhoc = std::env::var("ROADHEX_BENCH_SQL").ok();
+    let queries: Vec<String> = adhoc
+        .map(|q| vec![q])
+        .unwrap_or_else(doc_queries)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| only.is_empty() || only.contains(&(i + 1)))
+        .map(|(_, q)| q)
+        .collect();
     let mut df_ms = Vec::new();
     let mut df_rows = Vec::new();
     for q in &queries {

@@ -23,7 +23,8 @@ pub fn session(lake: &Lake) -> Result<SessionContext> {
 
 /// [`session`] on a given runtime (memory pool and spill limits shared by the sessions that use it).
 pub fn session_with(lake: &Lake, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
-    let mut config = SessionConfig::new().with_information_schema(true);
+    // DATAFUSION_* environment variables tune the engine (e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS).
+    let mut config = SessionConfig::from_env()?.with_information_schema(true);
     // Spans let planning errors point at the offending part of the query.
     config.options_mut().sql_parser.collect_spans = true;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
