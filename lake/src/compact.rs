@@ -143,10 +143,27 @@ async fn merge(lake: &Lake, table: Table, date: &str, inputs: &[&ObjectMeta]) ->
     replaces.dedup();
     let id = sha256_hex(replaces.join("\n").as_bytes())[..32].to_owned();
     let output = paths::compacted_file(table, date, &id);
-    lake.put(&output, crate::writer::encode(table, &batches)?.into()).await?;
+    let merged = arrow::compute::concat_batches(&schema, &batches)?;
+    lake.put(&output, crate::writer::encode(table, &[sort_by_area(merged)?])?.into()).await?;
     let marker = Marker { output: output.filename().unwrap_or_default().to_owned(), replaces };
     lake.put_json(&paths::compaction_marker(table, date, &id), &marker).await?;
     Ok(true)
+}
+
+/// Orders rows by H3 cell (coarse to fine parents, so nearby rows share row groups) when the table
+/// has cell columns: row-group statistics then prune queries that filter on an area, the way a
+/// partition by cell would, without a directory per cell.
+fn sort_by_area(batch: RecordBatch) -> Result<RecordBatch> {
+    let keys: Vec<arrow::compute::SortColumn> = ["h3_r6", "h3_r8", "h3_r10", "h3_r12"]
+        .iter()
+        .filter_map(|name| batch.column_by_name(name))
+        .map(|values| arrow::compute::SortColumn { values: std::sync::Arc::clone(values), options: None })
+        .collect();
+    if keys.is_empty() {
+        return Ok(batch);
+    }
+    let order = arrow::compute::lexsort_to_indices(&keys, None)?;
+    Ok(arrow::compute::take_record_batch(&batch, &order)?)
 }
 
 /// Names an earlier compaction output replaced (from its marker).
@@ -243,6 +260,23 @@ mod tests {
             rows[0].column(i).as_any().downcast_ref::<arrow::array::Int64Array>().expect("i64").value(0)
         };
         (col(0), col(1))
+    }
+
+    #[test]
+    fn rows_are_ordered_by_area() {
+        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+            arrow::datatypes::Field::new("h3_r8", arrow::datatypes::DataType::UInt64, false),
+            arrow::datatypes::Field::new("h3_r12", arrow::datatypes::DataType::UInt64, false),
+            arrow::datatypes::Field::new("id", arrow::datatypes::DataType::Utf8, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt64Array::from(vec![2, 1, 2, 1])),
+            Arc::new(UInt64Array::from(vec![20, 11, 21, 10])),
+            Arc::new(StringArray::from(vec!["c", "b", "d", "a"])),
+        ];
+        let sorted = sort_by_area(RecordBatch::try_new(schema, cols).expect("batch")).expect("sort");
+        let ids = sorted.column(2).as_any().downcast_ref::<StringArray>().expect("utf8");
+        assert_eq!(ids.iter().flatten().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
     }
 
     async fn files(lake: &Lake) -> usize {

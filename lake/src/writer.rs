@@ -31,12 +31,17 @@ pub fn geoparquet_metadata(table: Table) -> Option<String> {
     )
 }
 
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
 /// Encodes batches as one Parquet file.
 pub fn encode(table: Table, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let geo = geoparquet_metadata(table);
     let kv = geo.clone().map(|geo| vec![KeyValue::new("geo".to_owned(), geo)]);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        // Row groups small enough that min/max statistics on the H3 columns prune by area.
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_key_value_metadata(kv)
         .build();
     // Readers that take the schema from the embedded Arrow schema (pyarrow, GeoPandas) find `geo`
