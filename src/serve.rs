@@ -39,6 +39,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let roles: Vec<String> = cfg.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
     let mut app: Option<axum::Router> = None;
+    let mut doc = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("roadhex API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .build(),
+        )
+        .build();
     let mut flight_line = None;
     if cfg.roles.contains(&Role::Sql) {
         let engine = roadhex_lake::sql::SqlEngine::new(lake.clone(), cfg.sql.clone())?;
@@ -47,10 +55,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 Some(start_flight(addr, engine.clone(), cfg.sql_token.clone(), &mut workers).await?);
         }
         app = Some(crate::sql_http::router(engine, cfg.sql_token.clone()));
+        doc.merge(crate::sql_http::openapi());
     }
     if cfg.roles.contains(&Role::Ingest) {
         let ingest = Arc::new(Ingest::new(lake, Arc::clone(&queue), cfg.ingest));
         let routes = roadhex_ingest::api::router(ingest);
+        doc.merge(roadhex_ingest::api::openapi());
         app = Some(match app {
             Some(a) => a.merge(routes),
             None => routes,
@@ -58,7 +68,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     match app {
         Some(app) => {
-            let app = app.layer(TraceLayer::new_for_http());
+            // One description of every route this process serves.
+            let doc = Arc::new(doc);
+            let app = app
+                .route(
+                    "/openapi.json",
+                    axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }),
+                )
+                .layer(TraceLayer::new_for_http());
             let listener = tokio::net::TcpListener::bind(&cfg.listen)
                 .await
                 .with_context(|| format!("binding {}", cfg.listen))?;

@@ -37,6 +37,28 @@ struct QueryBody {
     query: String,
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(sql))]
+struct SqlDoc;
+
+/// The OpenAPI description of the SQL route.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    <SqlDoc as utoipa::OpenApi>::openapi()
+}
+
+/// Read-only SQL over every table; the body is the query (or `{"query": "..."}`).
+#[utoipa::path(post, path = "/v1/sql", tag = "sql",
+    request_body(content = String, description = "SQL text, or JSON {\"query\": \"...\"}", content_type = "application/sql"),
+    security(("sql_token" = [])),
+    responses(
+        (status = 200, description = "Rows in the format `Accept` asks for (JSON array by default); `x-roadhex-rows`, `x-roadhex-truncated`"),
+        (status = 400, description = "sql_invalid (details.line/column) or bad_request", body = roadhex_ingest::api::ErrorBody),
+        (status = 401, description = "unauthorized", body = roadhex_ingest::api::ErrorBody),
+        (status = 403, description = "sql_refused or sql_disabled", body = roadhex_ingest::api::ErrorBody),
+        (status = 406, description = "not_acceptable", body = roadhex_ingest::api::ErrorBody),
+        (status = 408, description = "sql_timeout", body = roadhex_ingest::api::ErrorBody),
+        (status = 422, description = "sql_resources_exhausted", body = roadhex_ingest::api::ErrorBody),
+    ))]
 async fn sql(State(state): State<Arc<SqlState>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(expected) = state.token.as_deref() else {
         return error(

@@ -46,6 +46,17 @@ fn analysts_query_the_lake_over_http_cli_and_other_readers() {
     let id = upload_frames(&server, &key, &frames.iter().collect::<Vec<_>>());
     assert_eq!(wait_for(&server, &id, &["published", "rejected"], 600, 300)["state"], "published");
 
+    let api: serde_json::Value = server
+        .http()
+        .get(format!("{}/openapi.json", server.url))
+        .send()
+        .expect("openapi")
+        .json()
+        .expect("json");
+    for route in ["/v1/sql", "/v1/captures", "/healthz"] {
+        assert!(api["paths"].get(route).is_some(), "openapi lacks {route}");
+    }
+
     // Auth and formats.
     let q = "SELECT frame_id, lat, h3_to_string(h3_r12) AS cell FROM frames ORDER BY frame_id";
     assert_eq!(post(&server, None, "application/json", q).status(), 401);

@@ -20,12 +20,11 @@ pub const SIGNATURE_HEADER: &str = "x-roadhex-signature";
 /// JSON request bodies (registration) are small; manifests and frames stream with their own limits.
 const JSON_BODY_LIMIT: usize = 64 * 1024;
 
-/// All ingest routes, plus `/healthz`, `/readyz` and `/openapi.json`.
+/// All ingest routes, plus `/healthz` and `/readyz` (the node serves `/openapi.json` for every role).
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
-        .route("/openapi.json", get(|| async { axum::Json(routes::ApiDoc::openapi()) }))
         .route("/v1/devices/challenge", post(routes::challenge))
         .route("/v1/devices", post(routes::register))
         .route("/v1/devices/{id}", get(routes::device))
