@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 /// Registers every H3 function on the session.
 pub fn register(ctx: &SessionContext) {
+    // PostGIS-style ST_* functions (geometry columns are WKB: wrap them in ST_GeomFromWKB).
+    geodatafusion::register(ctx);
     for f in [h3_cell(), h3_parent(), h3_to_string(), h3_boundary_wkt(), h3_distance()] {
         ctx.register_udf(f);
     }

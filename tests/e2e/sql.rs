@@ -140,6 +140,18 @@ fn analysts_query_the_lake_over_http_cli_and_other_readers() {
     assert!(text.starts_with("n\n1\n"), "{text}");
     assert!(text.contains("frames") && text.contains("redactions"), "{text}");
 
+    // ST_ functions read the WKB geometry column.
+    let wkt = roadhex_ok(&[
+        "sql",
+        "--data",
+        data_s,
+        "--format",
+        "csv",
+        "SELECT ST_AsText(ST_GeomFromWKB(geometry)) AS wkt, ST_X(ST_GeomFromWKB(geometry)) = lon AS same \
+         FROM frames LIMIT 1",
+    ]);
+    assert!(wkt.starts_with("wkt,same\nPOINT(") && wkt.trim_end().ends_with(",true"), "{wkt}");
+
     // Every documented query runs; those over tables this pipeline fills return rows.
     let queries = doc_queries();
     assert_eq!(queries.len(), 10, "docs/analysts.md must keep ten queries");
