@@ -5,7 +5,8 @@
 //! - [`compute`]: validity, freshness, points, integer split ([`split`]), Merkle root ([`merkle`]).
 //! - [`ledger`]: deterministic `rewards`/`epochs` files; [`run`]: an epoch end to end and the node loop.
 //! - [`statement`]: per-contributor statements with proofs; [`sql`]: the public SQL recomputation.
-//! - [`sim`]: honest and adversarial fleets over a synthetic road network ([`synth`] writes tables).
+//! - [`sim`]: honest and adversarial fleets over a synthetic road network ([`synth`] writes tables);
+//!   [`verify`]: ledger vs SQL cross-checks.
 //!
 //! The stage meets the others only through the lake's tables and the device registry.
 
@@ -18,9 +19,12 @@ pub mod input;
 pub mod ledger;
 pub mod merkle;
 pub mod run;
+pub mod sim;
 pub mod split;
 pub mod sql;
 pub mod statement;
+pub mod synth;
+pub mod verify;
 
 pub use config::RewardsConfig;
 pub use epoch::Epoch;

@@ -76,8 +76,8 @@ pub async fn statement(lake: &Lake, contributor: &str, epoch: Option<&str>) -> R
     let epochs = rows(
         &ctx,
         &format!(
-            "SELECT epoch_id, CAST(starts_at AS BIGINT), CAST(ends_at AS BIGINT), CAST(cutoff_at AS BIGINT),
-                    config_version, merkle_root, date FROM epochs {filter} ORDER BY starts_at DESC"
+            "SELECT epoch_id, CAST(starts_at AS BIGINT) AS s, CAST(ends_at AS BIGINT) AS e, CAST(cutoff_at AS BIGINT) AS c,
+                    config_version, merkle_root, date FROM epochs {filter} ORDER BY s DESC"
         ),
     )
     .await?;
