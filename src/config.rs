@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use roadhex_ingest::IngestConfig;
+use roadhex_rewards::RewardsConfig;
 use roadhex_schemas::gates::GateConfig;
 use roadhex_vision::anonymize::{EnsembleConfig, Models};
 use roadhex_vision::quality::QualityConfig;
@@ -38,7 +39,7 @@ pub(crate) struct ServeArgs {
     /// Largest signed manifest accepted, in bytes.
     #[arg(long, env = "ROADHEX_MAX_MANIFEST_BYTES")]
     pub(crate) max_manifest_bytes: Option<usize>,
-    /// Roles this process runs, comma-separated: ingest, vision. Default: all built roles.
+    /// Roles this process runs, comma-separated: ingest, vision, rewards. Default: all built roles.
     #[arg(long, env = "ROADHEX_ROLES", value_delimiter = ',')]
     pub(crate) roles: Option<Vec<Role>>,
     /// Directory with the anonymization models (filled by deploy/models.sh).
@@ -53,6 +54,9 @@ pub(crate) struct ServeArgs {
     /// Anonymization detectors (file only).
     #[arg(skip)]
     pub(crate) anonymizer: Option<EnsembleConfig>,
+    /// Rewards rules (file only).
+    #[arg(skip)]
+    pub(crate) rewards: Option<RewardsConfig>,
 }
 
 /// A stage this process runs.
@@ -61,6 +65,7 @@ pub(crate) struct ServeArgs {
 pub(crate) enum Role {
     Ingest,
     Vision,
+    Rewards,
 }
 
 /// Settings after merging file, flags and defaults.
@@ -73,6 +78,7 @@ pub(crate) struct Resolved {
     pub(crate) ingest: IngestConfig,
     pub(crate) quality: QualityConfig,
     pub(crate) anonymizer: EnsembleConfig,
+    pub(crate) rewards: RewardsConfig,
 }
 
 impl ServeArgs {
@@ -110,7 +116,9 @@ impl ServeArgs {
             ..defaults
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let roles = self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision]);
+        let roles = self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Rewards]);
+        let rewards = file.rewards.unwrap_or_default();
+        rewards.validate()?;
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
         Ok(Resolved {
             store_url,
@@ -120,6 +128,7 @@ impl ServeArgs {
             ingest,
             quality: file.quality.unwrap_or_default(),
             anonymizer: file.anonymizer.unwrap_or_default(),
+            rewards,
         })
     }
 }

@@ -3,6 +3,8 @@
 
 mod cli;
 mod config;
+mod rewards_api;
+mod rewards_cmd;
 mod serve;
 
 use anyhow::Context as _;
@@ -172,6 +174,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rewards { cmd } => rewards_cmd::rewards(cmd).await,
+        Command::Simulate(args) => rewards_cmd::simulate(args).await,
         Command::Demo { server, work, shared_data } => {
             let shared = shared_data.filter(|d| d.is_dir());
             let results = demo::run(&server, &work, shared.as_deref()).await?;

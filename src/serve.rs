@@ -9,6 +9,10 @@ use roadhex_vision::anonymize::Ensemble;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
+/// Closed epochs the node looks back over for ones it has not run.
+const REWARDS_CATCH_UP_EPOCHS: i64 = 8;
+const REWARDS_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
     let lake = Lake::open(&cfg.store_url).with_context(|| format!("opening store {}", cfg.store_url))?;
@@ -31,13 +35,27 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             pipeline,
             Arc::clone(&queue),
             worker,
-            stop_rx,
+            stop_rx.clone(),
+        )));
+    }
+    if cfg.roles.contains(&Role::Rewards) {
+        // Runs every closed epoch (cutoff plus settle time passed) that has no ledger yet.
+        workers.push(tokio::spawn(roadhex_rewards::run::serve(
+            lake.clone(),
+            cfg.rewards.clone(),
+            REWARDS_CATCH_UP_EPOCHS,
+            REWARDS_POLL,
+            stop_rx.clone(),
         )));
     }
     let roles: Vec<String> = cfg.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect();
     if cfg.roles.contains(&Role::Ingest) {
-        let ingest = Arc::new(Ingest::new(lake, Arc::clone(&queue), cfg.ingest));
-        let app = roadhex_ingest::api::router(ingest).layer(TraceLayer::new_for_http());
+        let ingest = Arc::new(Ingest::new(lake.clone(), Arc::clone(&queue), cfg.ingest));
+        let mut app = roadhex_ingest::api::router(ingest);
+        if cfg.roles.contains(&Role::Rewards) {
+            app = app.merge(crate::rewards_api::router(lake));
+        }
+        let app = app.layer(TraceLayer::new_for_http());
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .with_context(|| format!("binding {}", cfg.listen))?;
