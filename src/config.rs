@@ -116,7 +116,8 @@ impl ServeArgs {
             ..defaults
         };
         let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let roles = self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Rewards]);
+        let roles =
+            self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Rewards]);
         let rewards = file.rewards.unwrap_or_default();
         rewards.validate()?;
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);

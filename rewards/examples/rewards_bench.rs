@@ -52,19 +52,28 @@ fn f64s(v: Vec<f64>) -> ArrayRef {
 
 /// One file per table with captures `file*CAPTURES_PER_FILE..+n`. Each contributor drives one
 /// device whose captures follow each other hours apart (an honest fleet: no flags fire).
-async fn write_file(lake: &Lake, epoch: &Epoch, file: usize, n: usize, pool: u64, total: usize) -> AnyResult<()> {
+async fn write_file(
+    lake: &Lake,
+    epoch: &Epoch,
+    file: usize,
+    n: usize,
+    pool: u64,
+    total: usize,
+) -> AnyResult<()> {
     let spacing = 7 * DAY / (total.div_ceil(CONTRIBUTORS) as i64 + 1);
     let day0 = epoch.start_ms + (file * CAPTURES_PER_FILE / CONTRIBUTORS) as i64 * spacing;
     let (mut cap_id, mut dev, mut con, mut t0, mut t1, mut committed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut f_id, mut f_cap, mut f_idx, mut f_dev, mut f_con, mut f_t) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut f_lat, mut f_lon, mut f_cell, mut f_q, mut f_ph) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut f_lat, mut f_lon, mut f_cell, mut f_q, mut f_ph) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for k in 0..n {
         let c = (file * CAPTURES_PER_FILE + k) as u64;
         let id = format!("{:032x}", mix(c) as u128 | ((mix(c ^ 0xABCD) as u128) << 64));
         let contributor = c as usize % CONTRIBUTORS;
-        let start = epoch.start_ms + (c as usize / CONTRIBUTORS) as i64 * spacing + (mix(c ^ 11) % 3_600_000) as i64;
+        let start =
+            epoch.start_ms + (c as usize / CONTRIBUTORS) as i64 * spacing + (mix(c ^ 11) % 3_600_000) as i64;
         for i in 0..CELLS_PER_CAPTURE {
             let r = mix(c * 64 + i as u64);
             f_id.push(format!("{id}-{i:04}"));
@@ -77,7 +86,7 @@ async fn write_file(lake: &Lake, epoch: &Epoch, file: usize, n: usize, pool: u64
             f_lon.push(-122.0 - (r >> 20) as f64 % 10_000.0 * 1e-4);
             // Opaque cell ids from a pool, so cells are revisited across the epoch.
             f_cell.push(0x08c0_0000_0000_0000 + (r >> 8) % pool);
-            f_q.push(if r % 33 == 0 { "blurred" } else { "ok" });
+            f_q.push(if r.is_multiple_of(33) { "blurred" } else { "ok" });
             f_ph.push(mix(r));
         }
         cap_id.push(id);
@@ -88,7 +97,8 @@ async fn write_file(lake: &Lake, epoch: &Epoch, file: usize, n: usize, pool: u64
         committed.push(start + DAY);
     }
     let m = f_id.len();
-    let wkb: Vec<Vec<u8>> = f_lat.iter().zip(&f_lon).map(|(a, o)| roadhex_schemas::wkb::point(*o, *a)).collect();
+    let wkb: Vec<Vec<u8>> =
+        f_lat.iter().zip(&f_lon).map(|(a, o)| roadhex_schemas::wkb::point(*o, *a)).collect();
     let geom = || Arc::new(BinaryArray::from_iter_values(wkb.iter())) as ArrayRef;
     let captures = RecordBatch::try_new(
         Table::Captures.schema(),
@@ -113,7 +123,10 @@ async fn write_file(lake: &Lake, epoch: &Epoch, file: usize, n: usize, pool: u64
             Arc::new(StringArray::from(same(None::<&str>, n))),
             f64s(same(37.0, n)),
             f64s(same(-122.0, n)),
-            Arc::new(BinaryArray::from_iter_values(std::iter::repeat_n(roadhex_schemas::wkb::line_string(&[(-122.0, 37.0)]), n))),
+            Arc::new(BinaryArray::from_iter_values(std::iter::repeat_n(
+                roadhex_schemas::wkb::line_string(&[(-122.0, 37.0)]),
+                n,
+            ))),
         ],
     )?;
     let frames = RecordBatch::try_new(
@@ -174,7 +187,8 @@ async fn write_file(lake: &Lake, epoch: &Epoch, file: usize, n: usize, pool: u64
 
 fn duckdb_sql(root: &str, cfg: &RewardsConfig, e: &Epoch) -> String {
     let (from, start, end) = (e.start_ms - cfg.refill_ms(), e.start_ms, e.end_ms);
-    let (len, cut, refill, anchor) = (cfg.epoch_ms(), cfg.cutoff_ms(), cfg.refill_ms(), roadhex_rewards::epoch::ANCHOR_MS);
+    let (len, cut, refill, anchor) =
+        (cfg.epoch_ms(), cfg.cutoff_ms(), cfg.refill_ms(), roadhex_rewards::epoch::ANCHOR_MS);
     format!(
         "WITH obs AS (
   SELECT c.h3_r12, c.mount, c.capture_id, k.contributor_id, epoch_ms(c.captured_at) AS t
@@ -235,9 +249,21 @@ async fn main() -> AnyResult<()> {
     let captures = n.div_ceil(CELLS_PER_CAPTURE);
     let t = Instant::now();
     for (file, first) in (0..captures).step_by(CAPTURES_PER_FILE).enumerate() {
-        write_file(&lake, &epoch, file, CAPTURES_PER_FILE.min(captures - first), (n / 4).max(1) as u64, captures).await?;
+        write_file(
+            &lake,
+            &epoch,
+            file,
+            CAPTURES_PER_FILE.min(captures - first),
+            (n / 4).max(1) as u64,
+            captures,
+        )
+        .await?;
     }
-    println!("data: {} observations, {captures} captures, written in {:.1} s", captures * CELLS_PER_CAPTURE, t.elapsed().as_secs_f64());
+    println!(
+        "data: {} observations, {captures} captures, written in {:.1} s",
+        captures * CELLS_PER_CAPTURE,
+        t.elapsed().as_secs_f64()
+    );
 
     let marks = Mutex::new(Vec::new());
     let t = Instant::now();
@@ -246,7 +272,8 @@ async fn main() -> AnyResult<()> {
     let total = t.elapsed().as_secs_f64();
     let m = marks.lock().map(|m| m.clone()).unwrap_or_default();
     let at = |s: Step| m.iter().find(|x| x.0 == s).map_or(0.0, |x| x.1);
-    let (load, compute, write) = (at(Step::Computing), at(Step::Writing) - at(Step::Computing), total - at(Step::Writing));
+    let (load, compute, write) =
+        (at(Step::Computing), at(Step::Writing) - at(Step::Computing), total - at(Step::Writing));
     println!(
         "roadhex epoch: {total:.2} s (read tables {load:.2} s, flags+freshness+split+merkle {compute:.2} s, write ledger {write:.2} s); {} credits ({} flagged), {} contributors, root {}",
         report.credits, report.flagged_credits, report.contributors, report.merkle_root
@@ -254,10 +281,7 @@ async fn main() -> AnyResult<()> {
     let points_rust = (report.total_points * 1e6).round() as u64;
     let (duck, points_duck, credits_duck) = run_duckdb(&duckdb_sql(&root, &cfg, &epoch))?;
     println!("duckdb SQL (join + LAG + points, same Parquet): {duck:.2} s; {credits_duck} credits");
-    println!(
-        "points equal: {} (roadhex {points_rust}, duckdb {points_duck})",
-        points_rust == points_duck
-    );
+    println!("points equal: {} (roadhex {points_rust}, duckdb {points_duck})", points_rust == points_duck);
     println!(
         "ratio roadhex/duckdb: full epoch {:.2}x, read+compute (no ledger write) {:.2}x; goal < 30 s and <= 1.5x",
         total / duck,

@@ -77,7 +77,16 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
         if f == 0 {
             valid.push((o.cell, o.mount, o.t_ms, o.capture, o.r6));
         } else if o.t_ms >= epoch.start_ms {
-            let c = Credit { capture: o.capture, cell: o.cell, mount: o.mount, t_ms: o.t_ms, multiplier: 0.0, points: 0, amount: 0, flags: f };
+            let c = Credit {
+                capture: o.capture,
+                cell: o.cell,
+                mount: o.mount,
+                t_ms: o.t_ms,
+                multiplier: 0.0,
+                points: 0,
+                amount: 0,
+                flags: f,
+            };
             credits.push((o.r6, c));
         }
     }
@@ -91,7 +100,10 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
         };
         prev = Some((cell, mount, t));
         if t >= epoch.start_ms {
-            credits.push((r6, Credit { capture, cell, mount, t_ms: t, multiplier, points: 0, amount: 0, flags: 0 }));
+            credits.push((
+                r6,
+                Credit { capture, cell, mount, t_ms: t, multiplier, points: 0, amount: 0, flags: 0 },
+            ));
         }
     }
     apply_weights(cfg, &mut credits);
@@ -143,13 +155,18 @@ fn apply_weights(cfg: &RewardsConfig, credits: &mut [(u64, Credit)]) {
         if c.flags != 0 {
             continue;
         }
-        let (weight, t) = regions.get(r6).map_or((cfg.default_weight, 1.0), |&r| (cfg.regions[r].weight, tier[r]));
+        let (weight, t) =
+            regions.get(r6).map_or((cfg.default_weight, 1.0), |&r| (cfg.regions[r].weight, tier[r]));
         c.points = (c.multiplier * weight * t * 1_000_000.0).round() as u64;
     }
 }
 
 /// Budget → contributors by points, then each contributor's amount → their credits by points.
-fn split(budget: u64, credits: &mut [Credit], contributor_of: impl Fn(&Credit) -> u32) -> Vec<ContributorTotal> {
+fn split(
+    budget: u64,
+    credits: &mut [Credit],
+    contributor_of: impl Fn(&Credit) -> u32,
+) -> Vec<ContributorTotal> {
     let mut totals: Vec<ContributorTotal> = Vec::new();
     let mut ranges = Vec::new();
     let mut start = 0;
@@ -207,7 +224,13 @@ mod tests {
             observations: obs
                 .iter()
                 .enumerate()
-                .map(|(i, &(t, cell))| Observation { cell, r6: 7, t_ms: t, capture: u32::try_from(i).expect("small"), mount: 0 })
+                .map(|(i, &(t, cell))| Observation {
+                    cell,
+                    r6: 7,
+                    t_ms: t,
+                    capture: u32::try_from(i).expect("small"),
+                    mount: 0,
+                })
                 .collect(),
             frames: Vec::new(),
         }
@@ -225,12 +248,12 @@ mod tests {
         let e = Epoch::parse(&cfg, "2026-W10").expect("epoch");
         let s = e.start_ms;
         let obs = [
-            (s - DAY, 1),             // previous epoch: drains cell 1 before this one starts
-            (s + DAY * 5 / 2, 1),     // 3.5 days later: half refilled
+            (s - DAY, 1),                        // previous epoch: drains cell 1 before this one starts
+            (s + DAY * 5 / 2, 1),                // 3.5 days later: half refilled
             (s + DAY * 5 / 2 + DAY * 7 / 10, 1), // 0.7 days after that
-            (s + 3 * DAY, 2),         // never seen before: full
-            (s + 4 * DAY, 2),         // committed after the cutoff: ignored, drains nothing
-            (s + 5 * DAY, 2),         // 2 days after the last valid pass
+            (s + 3 * DAY, 2),                    // never seen before: full
+            (s + 4 * DAY, 2),                    // committed after the cutoff: ignored, drains nothing
+            (s + 5 * DAY, 2),                    // 2 days after the last valid pass
         ];
         let l = compute(&inputs(&e, &obs, &[4]), &cfg, &e);
         assert_eq!(multipliers(&l), vec![(1, 0.5), (2, 0.1), (3, 1.0), (5, 2.0 / 7.0)]);
@@ -243,8 +266,11 @@ mod tests {
             let exact = u128::from(cfg.budget) * u128::from(*p) / u128::from(total);
             assert!(u128::from(*a).abs_diff(exact) <= 1);
         }
-        let leaves: Vec<merkle::Hash> =
-            l.contributors.iter().map(|c| merkle::leaf_hash(&e.id, &format!("k{}", c.contributor), c.amount)).collect();
+        let leaves: Vec<merkle::Hash> = l
+            .contributors
+            .iter()
+            .map(|c| merkle::leaf_hash(&e.id, &format!("k{}", c.contributor), c.amount))
+            .collect();
         assert_eq!(l.merkle_root, hex::encode(merkle::root(&leaves)));
         assert_eq!(compute(&inputs(&e, &obs, &[4]), &cfg, &e), l, "deterministic");
     }
@@ -273,7 +299,12 @@ mod tests {
         // r6 = 7 is not a real cell; the region index is keyed by raw value, so build it by hand.
         let r6 = 0x0862_8308_27ff_ffff_u64;
         let cfg = RewardsConfig {
-            regions: vec![Region { name: "sf".into(), cells: vec![format!("{r6:x}")], weight: 2.0, road_cells: 2 }],
+            regions: vec![Region {
+                name: "sf".into(),
+                cells: vec![format!("{r6:x}")],
+                weight: 2.0,
+                road_cells: 2,
+            }],
             ..RewardsConfig::default()
         };
         let mut inp = inputs(&e, &[(s + DAY, 1), (s + DAY, 2), (s + DAY, 3)], &[]);

@@ -155,8 +155,9 @@ impl RewardsConfig {
                 return Err(RewardsError::Config(format!("region {}: weight must be >= 0", r.name)));
             }
             for c in &r.cells {
-                let cell = parse_r6(c)
-                    .ok_or_else(|| RewardsError::Config(format!("region {}: {c} is not an H3 res-6 cell", r.name)))?;
+                let cell = parse_r6(c).ok_or_else(|| {
+                    RewardsError::Config(format!("region {}: {c} is not an H3 res-6 cell", r.name))
+                })?;
                 if map.insert(cell, i).is_some() {
                     return Err(RewardsError::Config(format!("cell {c} is in two regions")));
                 }

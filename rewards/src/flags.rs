@@ -142,11 +142,11 @@ fn device_tracks(inputs: &Inputs, cfg: &RewardsConfig, visible: &[bool], flags: 
         let mut reach: Option<usize> = None;
         for w in 0..caps.len() {
             let (i, c) = (caps[w], &inputs.captures[caps[w]]);
-            if let Some(r) = reach {
-                if c.start_ms < inputs.captures[r].end_ms {
-                    flags[i] |= Flag::OverlappingCaptures.bit();
-                    flags[r] |= Flag::OverlappingCaptures.bit();
-                }
+            if let Some(r) = reach
+                && c.start_ms < inputs.captures[r].end_ms
+            {
+                flags[i] |= Flag::OverlappingCaptures.bit();
+                flags[r] |= Flag::OverlappingCaptures.bit();
             }
             if reach.is_none_or(|r| c.end_ms > inputs.captures[r].end_ms) {
                 reach = Some(i);
@@ -205,10 +205,10 @@ mod tests {
         let (s, m) = (e.start_ms, 60_000);
         let sf = (37.77, -122.42);
         let caps = vec![
-            capture("c0", 0, s, s + m, s + 2 * m, sf),                 // honest original
-            capture("c1", 0, s + 2 * m, s + 3 * m, s + 4 * m, sf),     // honest next capture
+            capture("c0", 0, s, s + m, s + 2 * m, sf), // honest original
+            capture("c1", 0, s + 2 * m, s + 3 * m, s + 4 * m, sf), // honest next capture
             capture("c2", 0, s + 3 * m + 30_000, s + 4 * m, s + 5 * m, (38.5, -121.5)), // teleport
-            capture("c3", 1, s + 10 * m, s + 12 * m, s + 13 * m, sf),  // revoked device, copies c0
+            capture("c3", 1, s + 10 * m, s + 12 * m, s + 13 * m, sf), // revoked device, copies c0
             capture("c4", 0, s + 200 * m, s + 202 * m, s + 203 * m, sf), // overlaps c5
             capture("c5", 0, s + 201 * m, s + 204 * m, s + 205 * m, sf),
             capture("c6", 0, s + 400 * m, s + 401 * m, s + 300 * m, sf), // frames after commit

@@ -108,7 +108,8 @@ fn prim<T: arrow::datatypes::ArrowPrimitiveType>(
 fn intern(mut ids: Vec<String>) -> (Vec<String>, HashMap<String, u32>) {
     ids.sort_unstable();
     ids.dedup();
-    let map = ids.iter().enumerate().map(|(i, s)| (s.clone(), u32::try_from(i).unwrap_or(u32::MAX))).collect();
+    let map =
+        ids.iter().enumerate().map(|(i, s)| (s.clone(), u32::try_from(i).unwrap_or(u32::MAX))).collect();
     (ids, map)
 }
 
@@ -136,11 +137,18 @@ pub async fn load(lake: &Lake, w: Window) -> Result<Inputs> {
     let mut raw = Vec::new();
     for b in &rows {
         let (id, dev, con) = (text(b, "capture_id")?, text(b, "device_id")?, text(b, "contributor_id")?);
-        let nums: Vec<_> =
-            ["committed", "created", "t0", "t1"].iter().map(|n| prim::<Int64Type>(b, n)).collect::<Result<_>>()?;
+        let nums: Vec<_> = ["committed", "created", "t0", "t1"]
+            .iter()
+            .map(|n| prim::<Int64Type>(b, n))
+            .collect::<Result<_>>()?;
         for i in 0..b.num_rows() {
             let t = |k: usize| nums[k].value(i);
-            raw.push((id.value(i).to_owned(), dev.value(i).to_owned(), con.value(i).to_owned(), [t(0), t(1), t(2), t(3)]));
+            raw.push((
+                id.value(i).to_owned(),
+                dev.value(i).to_owned(),
+                con.value(i).to_owned(),
+                [t(0), t(1), t(2), t(3)],
+            ));
         }
     }
     // One row per capture (a rewritten capture file replaces, never adds, but be strict anyway).
@@ -240,7 +248,8 @@ async fn load_observations(
                     mounts.len() - 1
                 }
             };
-            let mount = u8::try_from(m).map_err(|_| RewardsError::Schema { table: "coverage", column: "mount".into() })?;
+            let mount = u8::try_from(m)
+                .map_err(|_| RewardsError::Schema { table: "coverage", column: "mount".into() })?;
             out.push(Observation { cell: cell.value(i), r6: r6.value(i), t_ms: t.value(i), capture, mount });
         }
     }

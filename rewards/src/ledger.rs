@@ -6,7 +6,9 @@ use crate::compute::Ledger;
 use crate::error::Result;
 use crate::flags::codes;
 use crate::input::Inputs;
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array};
+use arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt64Array,
+};
 use object_store::path::Path;
 use roadhex_lake::writer::encode;
 use roadhex_lake::{Lake, paths};
@@ -89,7 +91,8 @@ pub async fn write(lake: &Lake, inputs: &Inputs, l: &Ledger) -> Result<Written> 
     let before_rewards = lake.get(&rp).await?;
     let before_epochs = lake.get(&ep).await?;
     let existed = before_epochs.is_some();
-    let unchanged = before_epochs.as_deref() == Some(&epochs[..]) && before_rewards.as_deref() == Some(&rewards[..]);
+    let unchanged =
+        before_epochs.as_deref() == Some(&epochs[..]) && before_rewards.as_deref() == Some(&rewards[..]);
     if !unchanged {
         lake.put(&rp, rewards.into()).await?;
         lake.put(&ep, epochs.into()).await?;

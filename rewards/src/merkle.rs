@@ -96,7 +96,13 @@ pub fn proof(leaves: &[Hash], index: usize) -> Vec<ProofStep> {
 }
 
 /// Checks that `(epoch, contributor, amount)` is in the ledger whose root is `root_hex`.
-pub fn verify(epoch_id: &str, contributor_id: &str, amount: u64, proof: &[ProofStep], root_hex: &str) -> bool {
+pub fn verify(
+    epoch_id: &str,
+    contributor_id: &str,
+    amount: u64,
+    proof: &[ProofStep],
+    root_hex: &str,
+) -> bool {
     let mut h = leaf_hash(epoch_id, contributor_id, amount);
     for step in proof {
         let Ok(bytes) = hex::decode(&step.hash) else { return false };
@@ -117,7 +123,8 @@ mod tests {
     fn every_proof_verifies_and_tampering_fails() {
         for n in [1usize, 2, 3, 5, 8, 13] {
             let ids: Vec<String> = (0..n).map(|i| format!("c{i:02}")).collect();
-            let leaves: Vec<Hash> = ids.iter().enumerate().map(|(i, c)| leaf_hash("2026-W48", c, i as u64 * 7)).collect();
+            let leaves: Vec<Hash> =
+                ids.iter().enumerate().map(|(i, c)| leaf_hash("2026-W48", c, i as u64 * 7)).collect();
             let r = hex::encode(root(&leaves));
             for (i, c) in ids.iter().enumerate() {
                 let p = proof(&leaves, i);

@@ -142,8 +142,12 @@ pub async fn serve(
             Ok(epochs) => {
                 for e in epochs {
                     match run_epoch(&lake, &cfg, &e, now, &|_| {}).await {
-                        Ok(r) => tracing::info!(epoch = %r.epoch_id, root = %r.merkle_root, credits = r.credits, "epoch closed"),
-                        Err(err) => tracing::error!(epoch = %e.id, error = %err, code = err.code(), "epoch run failed"),
+                        Ok(r) => {
+                            tracing::info!(epoch = %r.epoch_id, root = %r.merkle_root, credits = r.credits, "epoch closed")
+                        }
+                        Err(err) => {
+                            tracing::error!(epoch = %e.id, error = %err, code = err.code(), "epoch run failed")
+                        }
                     }
                 }
             }

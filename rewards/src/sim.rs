@@ -112,7 +112,13 @@ struct Fleet {
 
 impl Fleet {
     /// Cuts a drive into captures of one device and adds them.
-    fn add(&mut self, device: &str, contributor: &str, track: &[(i64, f64, f64)], commit_after: i64) -> Vec<usize> {
+    fn add(
+        &mut self,
+        device: &str,
+        contributor: &str,
+        track: &[(i64, f64, f64)],
+        commit_after: i64,
+    ) -> Vec<usize> {
         let mut added = Vec::new();
         for chunk in track.chunks(FRAMES_PER_CAPTURE) {
             self.seq += 1;
@@ -141,7 +147,15 @@ impl Fleet {
 
     /// A copy of capture `i` shifted by `shift_ms`, under another device, committed `commit_after`
     /// after its new end; `flip` flips one phash bit per frame (a near-duplicate, not a byte copy).
-    fn copy(&mut self, i: usize, device: &str, contributor: &str, shift_ms: i64, flip: bool, commit_after: i64) {
+    fn copy(
+        &mut self,
+        i: usize,
+        device: &str,
+        contributor: &str,
+        shift_ms: i64,
+        flip: bool,
+        commit_after: i64,
+    ) {
         self.seq += 1;
         let src = self.captures[i].clone();
         let frames: Vec<SynthFrame> = src
@@ -177,7 +191,8 @@ pub async fn simulate(lake: &Lake, cfg: &RewardsConfig, seed: u64) -> Result<Sim
     let mut fleet = Fleet { rng: Rng(seed), captures: Vec::new(), seq: 0 };
     let mut kind_of: BTreeMap<String, String> = BTreeMap::new();
     let drive_len = 3 * FRAMES_PER_CAPTURE;
-    let in_epoch = |rng: &mut Rng, lo_day: i64, hi_day: i64| epoch.start_ms + rng.range(lo_day * DAY, hi_day * DAY);
+    let in_epoch =
+        |rng: &mut Rng, lo_day: i64, hi_day: i64| epoch.start_ms + rng.range(lo_day * DAY, hi_day * DAY);
     // Honest drivers: some driving in the previous epoch too, so freshness carries over.
     for d in 0..16 {
         let (device, contributor) = (hex_id(&format!("sim-device-honest-{d}")), format!("honest-{d:02}"));

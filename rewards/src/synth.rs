@@ -63,7 +63,12 @@ struct DeviceRecord<'a> {
 }
 
 /// Writes a device record as the registry does (a zero key: these devices never upload).
-pub async fn register(lake: &Lake, device_id: &str, contributor_id: &str, revoked_ms: Option<i64>) -> Result<()> {
+pub async fn register(
+    lake: &Lake,
+    device_id: &str,
+    contributor_id: &str,
+    revoked_ms: Option<i64>,
+) -> Result<()> {
     let Some(id) = DeviceId::parse(device_id) else { return Ok(()) };
     let rec = DeviceRecord {
         device_id,
@@ -140,7 +145,8 @@ fn captures_batch(caps: &[&SynthCapture]) -> Result<RecordBatch> {
         f64s(caps.iter().map(|c| first(c).1)),
         f64s(caps.iter().map(|c| first(c).2)),
         Arc::new(BinaryArray::from_iter_values(
-            caps.iter().map(|c| wkb::line_string(&c.frames.iter().map(|f| (f.lon, f.lat)).collect::<Vec<_>>())),
+            caps.iter()
+                .map(|c| wkb::line_string(&c.frames.iter().map(|f| (f.lon, f.lat)).collect::<Vec<_>>())),
         )),
     ];
     Ok(RecordBatch::try_new(Table::Captures.schema(), cols)?)

@@ -26,13 +26,20 @@ async fn collect(ctx: &SessionContext, sql: &str, numbers: usize) -> Result<Rows
 }
 
 /// Contributor → (points, unflagged credits) from [`crate::sql::points_sql`].
-pub async fn sql_points(ctx: &SessionContext, cfg: &RewardsConfig, epoch: &Epoch) -> Result<BTreeMap<String, (u64, u64)>> {
+pub async fn sql_points(
+    ctx: &SessionContext,
+    cfg: &RewardsConfig,
+    epoch: &Epoch,
+) -> Result<BTreeMap<String, (u64, u64)>> {
     let rows = collect(ctx, &crate::sql::points_sql(cfg, epoch), 2).await?;
     Ok(rows.into_iter().map(|(c, n)| (c, (n[0], n[1]))).collect())
 }
 
 /// Contributor → ((points, unflagged credits), amount) from the published `rewards` rows.
-pub async fn ledger_points(ctx: &SessionContext, epoch_id: &str) -> Result<BTreeMap<String, ((u64, u64), u64)>> {
+pub async fn ledger_points(
+    ctx: &SessionContext,
+    epoch_id: &str,
+) -> Result<BTreeMap<String, ((u64, u64), u64)>> {
     let sql = format!(
         "SELECT contributor_id, SUM(points), COUNT(*) - COUNT(flags), SUM(amount) FROM rewards
          WHERE epoch_id = '{}' GROUP BY contributor_id",

@@ -46,14 +46,18 @@ async fn reruns_are_byte_identical_and_a_killed_run_recovers() {
     // A run killed after a partial rewards write: no epochs row, a torn rewards file.
     lake.delete(&epochs).await.expect("delete");
     lake.put(&rewards, bytes::Bytes::from_static(b"torn")).await.expect("put");
-    let pending = roadhex_rewards::run::pending(&lake, &cfg, now + cfg.settle_ms(), 2).await.expect("pending");
+    let pending =
+        roadhex_rewards::run::pending(&lake, &cfg, now + cfg.settle_ms(), 2).await.expect("pending");
     assert_eq!(pending.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [SIM_EPOCH]);
     let recovered = run_epoch(&lake, &cfg, &epoch, now, &|_| {}).await.expect("recover");
     assert!(!recovered.rerun);
     assert_eq!(lake.get(&rewards).await.expect("get"), r0);
     assert_eq!(lake.get(&epochs).await.expect("get"), e0);
     // Every file in the table is the epoch's own: no double credit from the reruns.
-    let files = lake.list(&roadhex_lake::paths::table_prefix(roadhex_schemas::tables::Table::Rewards)).await.expect("list");
+    let files = lake
+        .list(&roadhex_lake::paths::table_prefix(roadhex_schemas::tables::Table::Rewards))
+        .await
+        .expect("list");
     assert_eq!(files.len(), 2, "one file per run epoch: {files:?}");
     assert!(run_epoch(&lake, &cfg, &epoch, epoch.cutoff_ms, &|_| {}).await.is_err(), "open epochs refuse");
 }
@@ -100,6 +104,7 @@ async fn public_sql_matches_the_ledger_with_regions_and_tiers() {
     let epoch = Epoch::parse(&cfg, SIM_EPOCH).expect("epoch");
     let sql = roadhex_rewards::verify::sql_points(&ctx, &cfg, &epoch).await.expect("sql");
     assert!(sql.len() >= 10, "honest contributors have points: {sql:?}");
-    let plain = simulate(&Lake::open("memory://").expect("lake"), &RewardsConfig::default(), 5).await.expect("sim");
+    let plain =
+        simulate(&Lake::open("memory://").expect("lake"), &RewardsConfig::default(), 5).await.expect("sim");
     assert_ne!(plain.merkle_root, report.merkle_root, "the region weight changes the ledger");
 }

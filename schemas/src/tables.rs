@@ -268,7 +268,12 @@ fn rewards() -> Vec<Field> {
         col("h3_r12", DataType::UInt64, false, "Cell credited."),
         col("mount", utf8(), false, "Camera mount: front or side."),
         col("captured_at", ts(), false, "When the capture entered the cell (coverage.captured_at)."),
-        col("multiplier", DataType::Float64, false, "Freshness multiplier earned, in [0, 1]; 0 when flagged."),
+        col(
+            "multiplier",
+            DataType::Float64,
+            false,
+            "Freshness multiplier earned, in [0, 1]; 0 when flagged.",
+        ),
         col(
             "points",
             DataType::UInt64,
