@@ -3,6 +3,7 @@
 
 mod crash;
 mod refusals;
+mod rewards;
 mod support;
 mod upload;
 mod vision;
