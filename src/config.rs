@@ -56,7 +56,7 @@ pub(crate) struct ServeArgs {
     pub(crate) anonymizer: Option<EnsembleConfig>,
     /// Rewards rules (file only).
     #[arg(skip)]
-    pub(crate) rewards: Option<RewardsConfig>,
+    pub(crate) rewards: Option<Box<RewardsConfig>>,
 }
 
 /// A stage this process runs.
@@ -118,7 +118,7 @@ impl ServeArgs {
         let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
         let roles =
             self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Rewards]);
-        let rewards = file.rewards.unwrap_or_default();
+        let rewards = file.rewards.map(|r| *r).unwrap_or_default();
         rewards.validate()?;
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
         Ok(Resolved {

@@ -53,7 +53,13 @@ pub fn codes(flags: Flags) -> Option<String> {
 
 /// Flags of every capture (indexed like `inputs.captures`) as judged for `epoch`.
 pub fn detect(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Vec<Flags> {
-    let visible: Vec<bool> = inputs.captures.iter().map(|c| c.committed_ms <= epoch.cutoff_ms).collect();
+    // What the epoch's own run could see: committed by its cutoff and started before its end
+    // (a later epoch's run loads later captures too; they must not change this epoch's flags).
+    let visible: Vec<bool> = inputs
+        .captures
+        .iter()
+        .map(|c| c.committed_ms <= epoch.cutoff_ms && c.start_ms < epoch.end_ms)
+        .collect();
     let mut flags = vec![0u8; inputs.captures.len()];
     duplicates(inputs, cfg, epoch, &visible, &mut flags);
     device_tracks(inputs, cfg, &visible, &mut flags);
