@@ -105,31 +105,51 @@ fn duplicates(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch, visible: &[bo
         let lo = 64 * b / blocks;
         let hi = 64 * (b + 1) / blocks;
         let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
-        let mut keyed: Vec<(u64, (i64, u32), u64)> =
-            frames.iter().map(|f| (f.phash & mask, order(f.capture), f.phash)).collect();
+        // 16-byte entries sort fast; groups sharing a block value are tiny except on degenerate input.
+        let mut keyed: Vec<(u64, u32)> =
+            frames.iter().enumerate().map(|(i, f)| (f.phash & mask, i as u32)).collect();
         keyed.sort_unstable();
-        for group in keyed.chunk_by(|a, b| a.0 == b.0) {
-            if group.len() < 2 {
+        let mut group: Vec<((i64, u32), u64)> = Vec::new();
+        for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+            if run.len() < 2 {
                 continue;
             }
-            let exact_only = group.len() > MAX_GROUP;
+            group.clear();
+            group.extend(
+                run.iter().map(|&(_, i)| (order(frames[i as usize].capture), frames[i as usize].phash)),
+            );
+            if group.len() > MAX_GROUP {
+                exact_copies(&mut group, &mut later);
+                continue;
+            }
+            group.sort_unstable();
             for (j, cur) in group.iter().enumerate() {
-                let c = cur.1.1 as usize;
+                let c = cur.0.1 as usize;
                 if later[c] {
                     continue;
                 }
-                let hit = group[..j].iter().any(|prev| {
-                    prev.1.1 != cur.1.1
-                        && prev.1 < cur.1
-                        && if exact_only { prev.2 == cur.2 } else { (prev.2 ^ cur.2).count_ones() <= d }
-                });
-                later[c] |= hit;
+                later[c] =
+                    group[..j].iter().any(|prev| prev.0.1 != cur.0.1 && (prev.1 ^ cur.1).count_ones() <= d);
             }
         }
     }
     for (f, l) in flags.iter_mut().zip(later) {
         if l {
             *f |= Flag::DuplicateImage.bit();
+        }
+    }
+}
+
+/// Linear fallback for huge groups: among frames with the same hash, every capture after the
+/// first one to upload it is a copy.
+fn exact_copies(group: &mut [((i64, u32), u64)], later: &mut [bool]) {
+    group.sort_unstable_by_key(|&(order, phash)| (phash, order));
+    for run in group.chunk_by(|a, b| a.1 == b.1) {
+        let first = run[0].0.1;
+        for &((_, c), _) in run {
+            if c != first {
+                later[c as usize] = true;
+            }
         }
     }
 }
@@ -254,5 +274,32 @@ mod tests {
         ];
         let f = detect(&inputs(caps, frames), &cfg, &e);
         assert_eq!(f, vec![0, 0], "a copy of an image uploaded only after the cutoff is not a copy yet");
+    }
+
+    #[test]
+    fn huge_groups_of_one_hash_fall_back_to_exact_copies() {
+        let cfg = RewardsConfig::default();
+        let e = Epoch::containing(&cfg, 10_000_000);
+        let n = MAX_GROUP + 10;
+        // Every capture on its own device, one minute apart, all the same frame hash except the last.
+        let caps: Vec<Capture> = (0..n)
+            .map(|i| {
+                let t = e.start_ms + i as i64 * 60_000;
+                let mut c = capture(&format!("c{i:05}"), 0, t, t + 1000, t + 2000, (37.0, -122.0));
+                c.device = u32::try_from(i % 2).expect("small");
+                c
+            })
+            .collect();
+        let frames: Vec<FrameHash> = (0..n)
+            .map(|i| FrameHash {
+                capture: u32::try_from(i).expect("small"),
+                t_ms: e.start_ms + i as i64 * 60_000,
+                phash: if i == n - 1 { 1 } else { 0 },
+            })
+            .collect();
+        let f = detect(&inputs(caps, frames), &cfg, &e);
+        assert_eq!(f[0], 0, "the first upload is the original");
+        assert!(f[1..n - 1].iter().all(|&x| x == Flag::DuplicateImage.bit()));
+        assert_eq!(f[n - 1], 0, "1 bit off, but huge groups compare exact hashes only");
     }
 }

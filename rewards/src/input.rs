@@ -12,6 +12,27 @@ use roadhex_lake::{Lake, paths};
 use roadhex_schemas::DeviceId;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FxHash-style hasher for the per-row id lookups (tens of millions per epoch). Ids are hex of
+/// SHA-256, so they are already well spread; SipHash's DoS resistance buys nothing offline.
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type IdMap = HashMap<String, u32, BuildHasherDefault<IdHasher>>;
 
 /// A committed capture. Captures are sorted by id, so an index is also a stable tie-break rank.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,7 +178,7 @@ pub async fn load(lake: &Lake, w: Window) -> Result<Inputs> {
     let (devices, dev_ix) = intern(raw.iter().map(|r| r.1.clone()).collect());
     let (contributors, con_ix) = intern(raw.iter().map(|r| r.2.clone()).collect());
     let mut captures = Vec::with_capacity(raw.len());
-    let mut cap_ix: HashMap<String, u32> = HashMap::with_capacity(raw.len());
+    let mut cap_ix = IdMap::with_capacity_and_hasher(raw.len(), Default::default());
     for (i, (id, dev, con, t)) in raw.into_iter().enumerate() {
         cap_ix.insert(id.clone(), u32::try_from(i).unwrap_or(u32::MAX));
         captures.push(Capture {
@@ -181,7 +202,7 @@ pub async fn load(lake: &Lake, w: Window) -> Result<Inputs> {
 async fn load_frames(
     ctx: &SessionContext,
     captures: &mut [Capture],
-    cap_ix: &HashMap<String, u32>,
+    cap_ix: &IdMap,
     from: i64,
     end: i64,
 ) -> Result<Vec<FrameHash>> {
@@ -218,7 +239,7 @@ async fn load_frames(
 
 async fn load_observations(
     ctx: &SessionContext,
-    cap_ix: &HashMap<String, u32>,
+    cap_ix: &IdMap,
     from: i64,
     end: i64,
 ) -> Result<(Vec<Observation>, Vec<String>)> {
