@@ -213,6 +213,7 @@ const PY: &str = r#"
 import sys, time, duckdb
 sql = sys.stdin.read()
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 t = time.perf_counter()
 rows = con.execute(sql).fetchall()
 dt = time.perf_counter() - t
@@ -231,7 +232,7 @@ fn run_duckdb(sql: &str) -> AnyResult<(f64, u64, u64)> {
     child.stdin.take().ok_or("no stdin")?.write_all(sql.as_bytes())?;
     let out = child.wait_with_output()?;
     let text = String::from_utf8(out.stdout)?;
-    let v: Vec<&str> = text.split_whitespace().collect();
+    let v: Vec<&str> = text.lines().last().unwrap_or_default().split_whitespace().collect();
     if v.len() < 3 {
         return Err(format!("duckdb failed: {text}").into());
     }
