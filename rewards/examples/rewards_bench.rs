@@ -191,12 +191,12 @@ fn duckdb_sql(root: &str, cfg: &RewardsConfig, e: &Epoch) -> String {
         (cfg.epoch_ms(), cfg.cutoff_ms(), cfg.refill_ms(), roadhex_rewards::epoch::ANCHOR_MS);
     format!(
         "WITH obs AS (
-  SELECT c.h3_r12, c.mount, c.capture_id, k.contributor_id, epoch_ms(c.captured_at) AS t
+  SELECT c.h3_r12, c.mount, c.capture_id, k.contributor_id, epoch_ms(f.captured_at) AS t
   FROM read_parquet('{root}/tables/coverage/*/*.parquet') c
   JOIN read_parquet('{root}/tables/frames/*/*.parquet') f ON f.frame_id = c.frame_id
   JOIN read_parquet('{root}/tables/captures/*/*.parquet') k ON k.capture_id = c.capture_id
-  WHERE f.quality = 'ok' AND epoch_ms(c.captured_at) >= {from} AND epoch_ms(c.captured_at) < {end}
-    AND epoch_ms(k.committed_at) <= epoch_ms(c.captured_at) - (epoch_ms(c.captured_at) - {anchor}) % {len} + {len} + {cut}
+  WHERE f.quality = 'ok' AND epoch_ms(f.captured_at) >= {from} AND epoch_ms(f.captured_at) < {end}
+    AND epoch_ms(k.committed_at) <= epoch_ms(f.captured_at) - (epoch_ms(f.captured_at) - {anchor}) % {len} + {len} + {cut}
 ),
 fresh AS (SELECT *, LAG(t) OVER (PARTITION BY h3_r12, mount ORDER BY t, capture_id) AS prev_t FROM obs),
 credits AS (

@@ -51,7 +51,8 @@ pub struct Capture {
     pub last: Option<(i64, f64, f64)>,
 }
 
-/// A capture's first entry into a res-12 cell, through a published frame that passed quality.
+/// A capture's first frame in a res-12 cell (`coverage.frame_id`), published with quality `ok`;
+/// timed by that frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observation {
     pub cell: u64,
@@ -246,10 +247,10 @@ async fn load_observations(
     let rows = query(
         ctx,
         &format!(
-            "SELECT c.h3_r12, c.h3_r6, c.mount, c.capture_id, CAST(c.captured_at AS BIGINT) AS t
+            "SELECT c.h3_r12, c.h3_r6, c.mount, c.capture_id, CAST(f.captured_at AS BIGINT) AS t
              FROM coverage c JOIN frames f ON f.frame_id = c.frame_id
              WHERE f.quality = 'ok' AND {} AND {}
-               AND CAST(c.captured_at AS BIGINT) >= {from} AND CAST(c.captured_at AS BIGINT) < {end}",
+               AND CAST(f.captured_at AS BIGINT) >= {from} AND CAST(f.captured_at AS BIGINT) < {end}",
             date_filter("c.", from, end),
             date_filter("f.", from, end)
         ),

@@ -12,7 +12,7 @@ pub fn points_sql(cfg: &RewardsConfig, epoch: &Epoch) -> String {
     let from = epoch.start_ms - cfg.refill_ms();
     let (start, end) = (epoch.start_ms, epoch.end_ms);
     let (len, cutoff, refill) = (cfg.epoch_ms(), cfg.cutoff_ms(), cfg.refill_ms());
-    let t = "CAST(c.captured_at AS BIGINT)";
+    let t = "CAST(f.captured_at AS BIGINT)";
     format!(
         "WITH obs AS (
   SELECT c.h3_r12, c.h3_r6, c.mount, c.capture_id, k.contributor_id, {t} AS t

@@ -267,7 +267,12 @@ fn rewards() -> Vec<Field> {
         col("capture_id", utf8(), false, "Capture whose first valid frame in the cell earned it."),
         col("h3_r12", DataType::UInt64, false, "Cell credited."),
         col("mount", utf8(), false, "Camera mount: front or side."),
-        col("captured_at", ts(), false, "When the capture entered the cell (coverage.captured_at)."),
+        col(
+            "captured_at",
+            ts(),
+            false,
+            "Time of the capture's first frame in the cell (the credited frame).",
+        ),
         col(
             "multiplier",
             DataType::Float64,
