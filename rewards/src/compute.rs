@@ -109,15 +109,12 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
     apply_weights(cfg, &mut credits);
     let mut credits: Vec<Credit> = credits.into_iter().map(|(_, c)| c).collect();
     let contributor_of = |c: &Credit| inputs.captures[c.capture as usize].contributor;
-    credits.sort_by(|a, b| {
-        (contributor_of(a), a.t_ms, a.cell, &inputs.mounts[a.mount as usize], a.capture).cmp(&(
-            contributor_of(b),
-            b.t_ms,
-            b.cell,
-            &inputs.mounts[b.mount as usize],
-            b.capture,
-        ))
-    });
+    // Mount order by name; (capture, cell) is unique, so the key is total and the sort deterministic.
+    let mut names: Vec<&String> = inputs.mounts.iter().collect();
+    names.sort();
+    let rank: Vec<u8> =
+        inputs.mounts.iter().map(|m| names.iter().position(|n| *n == m).map_or(0, |p| p as u8)).collect();
+    credits.sort_unstable_by_key(|c| (contributor_of(c), c.t_ms, c.cell, rank[c.mount as usize], c.capture));
     let contributors = split(cfg.budget, &mut credits, contributor_of);
     let leaves: Vec<merkle::Hash> = contributors
         .iter()

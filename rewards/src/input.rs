@@ -2,7 +2,7 @@
 //! tables (through the DataFusion catalog), and revocations from the device registry.
 
 use crate::error::{Result, RewardsError};
-use arrow::array::{ArrayRef, AsArray as _, RecordBatch, StringArray};
+use arrow::array::{ArrayRef, AsArray as _, RecordBatch, StringArray, StringViewArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use chrono::{DateTime, Utc};
@@ -115,8 +115,27 @@ fn col<'a>(b: &'a RecordBatch, name: &'static str) -> Result<&'a ArrayRef> {
     b.column_by_name(name).ok_or(RewardsError::Schema { table: "query", column: name.to_owned() })
 }
 
-fn text(b: &RecordBatch, name: &'static str) -> Result<StringArray> {
-    Ok(cast(col(b, name)?, &DataType::Utf8)?.as_string::<i32>().clone())
+/// A string column as DataFusion returns it (view or plain), read without copying.
+enum Text {
+    Plain(StringArray),
+    View(StringViewArray),
+}
+
+impl Text {
+    fn value(&self, i: usize) -> &str {
+        match self {
+            Self::Plain(a) => a.value(i),
+            Self::View(a) => a.value(i),
+        }
+    }
+}
+
+fn text(b: &RecordBatch, name: &'static str) -> Result<Text> {
+    let a = col(b, name)?;
+    if let Some(v) = a.as_string_view_opt() {
+        return Ok(Text::View(v.clone()));
+    }
+    Ok(Text::Plain(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()))
 }
 
 fn prim<T: arrow::datatypes::ArrowPrimitiveType>(
