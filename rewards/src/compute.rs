@@ -15,6 +15,8 @@ use crate::split::pro_rata;
 /// One ledger row: a capture's first valid entry into a cell in the epoch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Credit {
+    /// Index into `Inputs::contributors`.
+    pub contributor: u32,
     pub capture: u32,
     pub cell: u64,
     pub mount: u8,
@@ -61,61 +63,67 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
     // Each observation is judged by the epoch it belongs to (its cutoff, its flags).
     let span = epoch.span_back(cfg, from);
     let first_index = span.first().map_or(0, |e| e.index(cfg));
-    let judged: Vec<(Epoch, Vec<Flags>)> = span.iter().map(|p| (p.clone(), detect(inputs, cfg, p))).collect();
-    let mut valid: Vec<(u64, u8, i64, u32, u64)> = Vec::with_capacity(inputs.observations.len());
+    // Sorting the observations does not depend on the flags: run both at once.
+    let (judged, sorted) = std::thread::scope(|s| {
+        let sorter = s.spawn(|| {
+            let mut v: Vec<(u64, u8, i64, u32, u64)> = inputs
+                .observations
+                .iter()
+                .filter(|o| o.t_ms >= from && o.t_ms < epoch.end_ms)
+                .map(|o| (o.cell, o.mount, o.t_ms, o.capture, o.r6))
+                .collect();
+            v.sort_unstable();
+            v
+        });
+        let judged: Vec<(Epoch, Vec<Flags>)> =
+            span.iter().map(|p| (p.clone(), detect(inputs, cfg, p))).collect();
+        (judged, sorter.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+    });
+    let refill = cfg.refill_ms() as f64;
     let mut credits = Vec::new();
-    for o in &inputs.observations {
-        if o.t_ms < from || o.t_ms >= epoch.end_ms {
-            continue;
-        }
-        let k = (o.t_ms - ANCHOR_MS).div_euclid(cfg.epoch_ms()) - first_index;
+    // The previous valid observation of the current (cell, mount) group.
+    let mut prev: Option<(u64, u8, i64)> = None;
+    for &(cell, mount, t, capture, r6) in &sorted {
+        let k = (t - ANCHOR_MS).div_euclid(cfg.epoch_ms()) - first_index;
         let Some((p, flags)) = usize::try_from(k).ok().and_then(|k| judged.get(k)) else { continue };
-        if inputs.captures[o.capture as usize].committed_ms > p.cutoff_ms {
+        let cap = &inputs.captures[capture as usize];
+        if cap.committed_ms > p.cutoff_ms {
             continue;
         }
-        let f = flags[o.capture as usize];
+        let f = flags[capture as usize];
+        let multiplier = match prev {
+            _ if f != 0 => 0.0,
+            Some((pc, pm, pt)) if pc == cell && pm == mount => ((t - pt) as f64 / refill).min(1.0),
+            _ => 1.0,
+        };
         if f == 0 {
-            valid.push((o.cell, o.mount, o.t_ms, o.capture, o.r6));
-        } else if o.t_ms >= epoch.start_ms {
+            prev = Some((cell, mount, t));
+        }
+        if t >= epoch.start_ms {
+            let contributor = cap.contributor;
             let c = Credit {
-                capture: o.capture,
-                cell: o.cell,
-                mount: o.mount,
-                t_ms: o.t_ms,
-                multiplier: 0.0,
+                contributor,
+                capture,
+                cell,
+                mount,
+                t_ms: t,
+                multiplier,
                 points: 0,
                 amount: 0,
                 flags: f,
             };
-            credits.push((o.r6, c));
-        }
-    }
-    valid.sort_unstable();
-    let refill = cfg.refill_ms() as f64;
-    let mut prev: Option<(u64, u8, i64)> = None;
-    for &(cell, mount, t, capture, r6) in &valid {
-        let multiplier = match prev {
-            Some((pc, pm, pt)) if pc == cell && pm == mount => ((t - pt) as f64 / refill).min(1.0),
-            _ => 1.0,
-        };
-        prev = Some((cell, mount, t));
-        if t >= epoch.start_ms {
-            credits.push((
-                r6,
-                Credit { capture, cell, mount, t_ms: t, multiplier, points: 0, amount: 0, flags: 0 },
-            ));
+            credits.push((r6, c));
         }
     }
     apply_weights(cfg, &mut credits);
     let mut credits: Vec<Credit> = credits.into_iter().map(|(_, c)| c).collect();
-    let contributor_of = |c: &Credit| inputs.captures[c.capture as usize].contributor;
     // Mount order by name; (capture, cell) is unique, so the key is total and the sort deterministic.
     let mut names: Vec<&String> = inputs.mounts.iter().collect();
     names.sort();
     let rank: Vec<u8> =
         inputs.mounts.iter().map(|m| names.iter().position(|n| *n == m).map_or(0, |p| p as u8)).collect();
-    credits.sort_unstable_by_key(|c| (contributor_of(c), c.t_ms, c.cell, rank[c.mount as usize], c.capture));
-    let contributors = split(cfg.budget, &mut credits, contributor_of);
+    credits.sort_unstable_by_key(|c| (c.contributor, c.t_ms, c.cell, rank[c.mount as usize], c.capture));
+    let contributors = split(cfg.budget, &mut credits);
     let leaves: Vec<merkle::Hash> = contributors
         .iter()
         .map(|c| merkle::leaf_hash(&epoch.id, &inputs.contributors[c.contributor as usize], c.amount))
@@ -159,16 +167,12 @@ fn apply_weights(cfg: &RewardsConfig, credits: &mut [(u64, Credit)]) {
 }
 
 /// Budget → contributors by points, then each contributor's amount → their credits by points.
-fn split(
-    budget: u64,
-    credits: &mut [Credit],
-    contributor_of: impl Fn(&Credit) -> u32,
-) -> Vec<ContributorTotal> {
+fn split(budget: u64, credits: &mut [Credit]) -> Vec<ContributorTotal> {
     let mut totals: Vec<ContributorTotal> = Vec::new();
     let mut ranges = Vec::new();
     let mut start = 0;
-    for group in credits.chunk_by(|a, b| contributor_of(a) == contributor_of(b)) {
-        let contributor = group.first().map_or(0, &contributor_of);
+    for group in credits.chunk_by(|a, b| a.contributor == b.contributor) {
+        let contributor = group.first().map_or(0, |c| c.contributor);
         let points = group.iter().map(|c| c.points).sum();
         totals.push(ContributorTotal { contributor, points, amount: 0, credits: group.len() as u64 });
         ranges.push(start..start + group.len());

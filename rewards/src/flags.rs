@@ -4,7 +4,7 @@
 
 use crate::config::RewardsConfig;
 use crate::epoch::Epoch;
-use crate::input::Inputs;
+use crate::input::{FrameHash, Inputs};
 use roadhex_schemas::geo::haversine_m;
 use serde::Serialize;
 
@@ -91,53 +91,66 @@ const MAX_GROUP: usize = 4096;
 /// one of d+1 disjoint bit blocks, so only frames sharing a block value are compared.
 fn duplicates(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch, visible: &[bool], flags: &mut [Flags]) {
     let from = epoch.start_ms - cfg.duplicate_lookback_ms();
-    let frames: Vec<_> = inputs
+    let frames: Vec<&FrameHash> = inputs
         .frames
         .iter()
         .filter(|f| visible[f.capture as usize] && f.t_ms >= from && f.t_ms < epoch.end_ms)
         .collect();
-    // Earlier-committed capture is the original; ties by capture id (the index order).
-    let order = |c: u32| (inputs.captures[c as usize].committed_ms, c);
     let d = cfg.fraud.max_phash_distance;
     let blocks = d + 1;
-    let mut later = vec![false; inputs.captures.len()];
-    for b in 0..blocks {
-        let lo = 64 * b / blocks;
-        let hi = 64 * (b + 1) / blocks;
-        let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
-        // 16-byte entries sort fast; groups sharing a block value are tiny except on degenerate input.
-        let mut keyed: Vec<(u64, u32)> =
-            frames.iter().enumerate().map(|(i, f)| (f.phash & mask, i as u32)).collect();
-        keyed.sort_unstable();
-        let mut group: Vec<((i64, u32), u64)> = Vec::new();
-        for run in keyed.chunk_by(|a, b| a.0 == b.0) {
-            if run.len() < 2 {
-                continue;
-            }
-            group.clear();
-            group.extend(
-                run.iter().map(|&(_, i)| (order(frames[i as usize].capture), frames[i as usize].phash)),
-            );
-            if group.len() > MAX_GROUP {
-                exact_copies(&mut group, &mut later);
-                continue;
-            }
-            group.sort_unstable();
-            for (j, cur) in group.iter().enumerate() {
-                let c = cur.0.1 as usize;
-                if later[c] {
-                    continue;
-                }
-                later[c] =
-                    group[..j].iter().any(|prev| prev.0.1 != cur.0.1 && (prev.1 ^ cur.1).count_ones() <= d);
-            }
-        }
-    }
+    // One pass per bit block, in parallel; a capture is a copy if any pass says so.
+    let passes: Vec<Vec<bool>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..blocks)
+            .map(|b| {
+                let frames = &frames;
+                s.spawn(move || block_pass(inputs, frames, b, blocks, d))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
+    });
+    let later: Vec<bool> = (0..inputs.captures.len()).map(|c| passes.iter().any(|p| p[c])).collect();
     for (f, l) in flags.iter_mut().zip(later) {
         if l {
             *f |= Flag::DuplicateImage.bit();
         }
     }
+}
+
+/// Frames sharing bit block `b` (of `blocks`) compared pairwise: which captures hold a copy of an
+/// earlier capture's frame.
+fn block_pass(inputs: &Inputs, frames: &[&FrameHash], b: u32, blocks: u32, d: u32) -> Vec<bool> {
+    // Earlier-committed capture is the original; ties by capture id (the index order).
+    let order = |c: u32| (inputs.captures[c as usize].committed_ms, c);
+    let mut later = vec![false; inputs.captures.len()];
+    let lo = 64 * b / blocks;
+    let hi = 64 * (b + 1) / blocks;
+    let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
+    // 16-byte entries sort fast; groups sharing a block value are tiny except on degenerate input.
+    let mut keyed: Vec<(u64, u32)> =
+        frames.iter().enumerate().map(|(i, f)| (f.phash & mask, i as u32)).collect();
+    keyed.sort_unstable();
+    let mut group: Vec<((i64, u32), u64)> = Vec::new();
+    for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() < 2 {
+            continue;
+        }
+        group.clear();
+        group.extend(run.iter().map(|&(_, i)| (order(frames[i as usize].capture), frames[i as usize].phash)));
+        if group.len() > MAX_GROUP {
+            exact_copies(&mut group, &mut later);
+            continue;
+        }
+        group.sort_unstable();
+        for (j, cur) in group.iter().enumerate() {
+            let c = cur.0.1 as usize;
+            if later[c] {
+                continue;
+            }
+            later[c] =
+                group[..j].iter().any(|prev| prev.0.1 != cur.0.1 && (prev.1 ^ cur.1).count_ones() <= d);
+        }
+    }
+    later
 }
 
 /// Linear fallback for huge groups: among frames with the same hash, every capture after the
