@@ -13,10 +13,12 @@ use crate::merkle;
 use crate::split::pro_rata;
 
 /// One ledger row: a capture's first valid entry into a cell in the epoch.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Credit {
     /// Index into `Inputs::contributors`.
     pub contributor: u32,
+    /// Resolution-6 parent of the cell (region lookup).
+    pub r6: u64,
     pub capture: u32,
     pub cell: u64,
     pub mount: u8,
@@ -101,8 +103,9 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
         }
         if t >= epoch.start_ms {
             let contributor = cap.contributor;
-            let c = Credit {
+            credits.push(Credit {
                 contributor,
+                r6,
                 capture,
                 cell,
                 mount,
@@ -111,18 +114,19 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
                 points: 0,
                 amount: 0,
                 flags: f,
-            };
-            credits.push((r6, c));
+            });
         }
     }
     apply_weights(cfg, &mut credits);
-    let mut credits: Vec<Credit> = credits.into_iter().map(|(_, c)| c).collect();
     // Mount order by name; (capture, cell) is unique, so the key is total and the sort deterministic.
     let mut names: Vec<&String> = inputs.mounts.iter().collect();
     names.sort();
     let rank: Vec<u8> =
         inputs.mounts.iter().map(|m| names.iter().position(|n| *n == m).map_or(0, |p| p as u8)).collect();
-    credits.sort_unstable_by_key(|c| (c.contributor, c.t_ms, c.cell, rank[c.mount as usize], c.capture));
+    let credits = by_contributor(credits, inputs.contributors.len(), |c: &Credit| {
+        (c.t_ms, c.cell, rank[c.mount as usize], c.capture)
+    });
+    let mut credits = credits;
     let contributors = split(cfg.budget, &mut credits);
     let leaves: Vec<merkle::Hash> = contributors
         .iter()
@@ -141,12 +145,12 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
 
 /// Region weights and progress multipliers (progress: distinct res-12 cells credited in the epoch
 /// over the region's road cells).
-fn apply_weights(cfg: &RewardsConfig, credits: &mut [(u64, Credit)]) {
+fn apply_weights(cfg: &RewardsConfig, credits: &mut [Credit]) {
     let regions = cfg.region_index().unwrap_or_default();
     let mut covered: Vec<(usize, u64)> = credits
         .iter()
-        .filter(|(_, c)| c.flags == 0)
-        .filter_map(|(r6, c)| regions.get(r6).map(|&r| (r, c.cell)))
+        .filter(|c| c.flags == 0)
+        .filter_map(|c| regions.get(&c.r6).map(|&r| (r, c.cell)))
         .collect();
     covered.sort_unstable();
     covered.dedup();
@@ -156,14 +160,53 @@ fn apply_weights(cfg: &RewardsConfig, credits: &mut [(u64, Credit)]) {
     }
     let tier: Vec<f64> =
         cfg.regions.iter().zip(&cells).map(|(r, &n)| cfg.tier_multiplier(n, r.road_cells)).collect();
-    for (r6, c) in credits.iter_mut() {
+    for c in credits.iter_mut() {
         if c.flags != 0 {
             continue;
         }
         let (weight, t) =
-            regions.get(r6).map_or((cfg.default_weight, 1.0), |&r| (cfg.regions[r].weight, tier[r]));
+            regions.get(&c.r6).map_or((cfg.default_weight, 1.0), |&r| (cfg.regions[r].weight, tier[r]));
         c.points = (c.multiplier * weight * t * 1_000_000.0).round() as u64;
     }
+}
+
+/// Groups credits by contributor (a counting pass), then orders each group by `key`: many small
+/// sorts instead of one over every credit.
+fn by_contributor<K: Ord>(
+    credits: Vec<Credit>,
+    contributors: usize,
+    key: impl Fn(&Credit) -> K + Sync,
+) -> Vec<Credit> {
+    let mut start = vec![0usize; contributors + 1];
+    for c in &credits {
+        start[c.contributor as usize + 1] += 1;
+    }
+    for i in 1..start.len() {
+        start[i] += start[i - 1];
+    }
+    let mut next = start.clone();
+    let mut order = vec![0u32; credits.len()];
+    for (i, c) in credits.iter().enumerate() {
+        let slot = &mut next[c.contributor as usize];
+        order[*slot] = i as u32;
+        *slot += 1;
+    }
+    let mut out: Vec<Credit> = order.iter().map(|&i| credits[i as usize]).collect();
+    let mut rest = out.as_mut_slice();
+    let mut groups = Vec::with_capacity(contributors);
+    for w in start.windows(2) {
+        let (g, tail) = rest.split_at_mut(w[1] - w[0]);
+        groups.push(g);
+        rest = tail;
+    }
+    // Two halves of the groups on two threads.
+    let mid = groups.len() / 2;
+    let (a, b) = groups.split_at_mut(mid);
+    std::thread::scope(|s| {
+        s.spawn(|| a.iter_mut().for_each(|g| g.sort_unstable_by_key(&key)));
+        b.iter_mut().for_each(|g| g.sort_unstable_by_key(&key));
+    });
+    out
 }
 
 /// Budget → contributors by points, then each contributor's amount → their credits by points.

@@ -213,8 +213,10 @@ pub async fn load(lake: &Lake, w: Window) -> Result<Inputs> {
             last: None,
         });
     }
-    let frames = load_frames(&ctx, &mut captures, &cap_ix, from, end).await?;
-    let (observations, mounts) = load_observations(&ctx, &cap_ix, w.observations_from_ms, end).await?;
+    let (frames, (observations, mounts)) = futures::try_join!(
+        load_frames(&ctx, &mut captures, &cap_ix, from, end),
+        load_observations(&ctx, &cap_ix, w.observations_from_ms, end)
+    )?;
     let revoked_at = load_revocations(lake, &devices).await?;
     Ok(Inputs { captures, devices, contributors, mounts, revoked_at, observations, frames })
 }
