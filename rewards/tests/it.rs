@@ -32,7 +32,7 @@ async fn reruns_are_byte_identical_and_a_killed_run_recovers() {
     let rewards = roadhex_lake::paths::table_file(
         roadhex_schemas::tables::Table::Rewards,
         &epoch.partition(),
-        &ledger::key(&epoch.id),
+        &ledger::part_key(&epoch.id, 0),
     );
     let epochs = roadhex_lake::paths::table_file(
         roadhex_schemas::tables::Table::Epochs,
@@ -46,6 +46,13 @@ async fn reruns_are_byte_identical_and_a_killed_run_recovers() {
     // A run killed after a partial rewards write: no epochs row, a torn rewards file.
     lake.delete(&epochs).await.expect("delete");
     lake.put(&rewards, bytes::Bytes::from_static(b"torn")).await.expect("put");
+    // …and a part left over from a run that had more rows: it must not count twice.
+    let stale = roadhex_lake::paths::table_file(
+        roadhex_schemas::tables::Table::Rewards,
+        &epoch.partition(),
+        &ledger::part_key(&epoch.id, 5),
+    );
+    lake.put(&stale, r0.clone().expect("bytes")).await.expect("put");
     let pending =
         roadhex_rewards::run::pending(&lake, &cfg, now + cfg.settle_ms(), 2).await.expect("pending");
     assert_eq!(pending.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), [SIM_EPOCH]);
@@ -53,6 +60,7 @@ async fn reruns_are_byte_identical_and_a_killed_run_recovers() {
     assert!(!recovered.rerun);
     assert_eq!(lake.get(&rewards).await.expect("get"), r0);
     assert_eq!(lake.get(&epochs).await.expect("get"), e0);
+    assert!(!lake.exists(&stale).await.expect("head"), "stale part deleted");
     // Every file in the table is the epoch's own: no double credit from the reruns.
     let files = lake
         .list(&roadhex_lake::paths::table_prefix(roadhex_schemas::tables::Table::Rewards))
