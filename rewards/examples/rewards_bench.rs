@@ -266,27 +266,46 @@ async fn main() -> AnyResult<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let marks = Mutex::new(Vec::new());
-    let t = Instant::now();
-    let progress = |s: Step| marks.lock().map(|mut m| m.push((s, t.elapsed().as_secs_f64()))).unwrap_or(());
-    let report = roadhex_rewards::run_epoch(&lake, &cfg, &epoch, epoch.cutoff_ms + 1, &progress).await?;
-    let total = t.elapsed().as_secs_f64();
-    let m = marks.lock().map(|m| m.clone()).unwrap_or_default();
-    let at = |s: Step| m.iter().find(|x| x.0 == s).map_or(0.0, |x| x.1);
-    let (load, compute, write) =
-        (at(Step::Computing), at(Step::Writing) - at(Step::Computing), total - at(Step::Writing));
-    println!(
-        "roadhex epoch: {total:.2} s (read tables {load:.2} s, flags+freshness+split+merkle {compute:.2} s, write ledger {write:.2} s); {} credits ({} flagged), {} contributors, root {}",
-        report.credits, report.flagged_credits, report.contributors, report.merkle_root
+    // The machine is shared: alternate the two sides a few times and compare the best of each.
+    let rounds: usize = std::env::var("REWARDS_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let marker = roadhex_lake::paths::table_file(
+        Table::Epochs,
+        &epoch.partition(),
+        &roadhex_rewards::ledger::key(&epoch.id),
     );
-    let points_rust = (report.total_points * 1e6).round() as u64;
-    let (duck, points_duck, credits_duck) = run_duckdb(&duckdb_sql(&root, &cfg, &epoch))?;
-    println!("duckdb SQL (join + LAG + points, same Parquet): {duck:.2} s; {credits_duck} credits");
-    println!("points equal: {} (roadhex {points_rust}, duckdb {points_duck})", points_rust == points_duck);
+    let sql = duckdb_sql(&root, &cfg, &epoch);
+    let (mut best, mut best_rc, mut best_duck) = (f64::MAX, f64::MAX, f64::MAX);
+    for round in 1..=rounds {
+        // Without the epochs marker the run writes the whole ledger again, as a first run does.
+        lake.delete(&marker).await?;
+        let marks = Mutex::new(Vec::new());
+        let t = Instant::now();
+        let progress =
+            |s: Step| marks.lock().map(|mut m| m.push((s, t.elapsed().as_secs_f64()))).unwrap_or(());
+        let report = roadhex_rewards::run_epoch(&lake, &cfg, &epoch, epoch.cutoff_ms + 1, &progress).await?;
+        let total = t.elapsed().as_secs_f64();
+        let m = marks.lock().map(|m| m.clone()).unwrap_or_default();
+        let at = |s: Step| m.iter().find(|x| x.0 == s).map_or(0.0, |x| x.1);
+        let (load, compute, write) =
+            (at(Step::Computing), at(Step::Writing) - at(Step::Computing), total - at(Step::Writing));
+        println!(
+            "round {round}: roadhex epoch {total:.2} s (read tables {load:.2} s, flags+freshness+split+merkle {compute:.2} s, write ledger {write:.2} s); {} credits ({} flagged), {} contributors, root {}",
+            report.credits, report.flagged_credits, report.contributors, report.merkle_root
+        );
+        let points_rust = (report.total_points * 1e6).round() as u64;
+        let (duck, points_duck, credits_duck) = run_duckdb(&sql)?;
+        println!(
+            "round {round}: duckdb SQL (join + LAG + points, same Parquet) {duck:.2} s; {credits_duck} credits; points equal: {} ({points_rust} / {points_duck})",
+            points_rust == points_duck
+        );
+        best = best.min(total);
+        best_rc = best_rc.min(load + compute);
+        best_duck = best_duck.min(duck);
+    }
     println!(
-        "ratio roadhex/duckdb: full epoch {:.2}x, read+compute (no ledger write) {:.2}x; goal < 30 s and <= 1.5x",
-        total / duck,
-        (load + compute) / duck
+        "best of {rounds}: roadhex epoch {best:.2} s (read+compute {best_rc:.2} s), duckdb {best_duck:.2} s; ratio full {:.2}x, read+compute {:.2}x (goal < 30 s, <= 1.5x)",
+        best / best_duck,
+        best_rc / best_duck
     );
     Ok(())
 }
