@@ -125,17 +125,15 @@ fn block_pass(inputs: &Inputs, frames: &[&FrameHash], b: u32, blocks: u32, d: u3
     let lo = 64 * b / blocks;
     let hi = 64 * (b + 1) / blocks;
     let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
-    // 16-byte entries sort fast; groups sharing a block value are tiny except on degenerate input.
-    let mut keyed: Vec<(u64, u32)> =
-        frames.iter().enumerate().map(|(i, f)| (f.phash & mask, i as u32)).collect();
-    keyed.sort_unstable();
+    let key = |f: &FrameHash| (f.phash & mask) >> lo;
+    let sorted = by_block(frames, hi - lo, key);
     let mut group: Vec<((i64, u32), u64)> = Vec::new();
-    for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+    for run in sorted.chunk_by(|&a, &b| key(frames[a as usize]) == key(frames[b as usize])) {
         if run.len() < 2 {
             continue;
         }
         group.clear();
-        group.extend(run.iter().map(|&(_, i)| (order(frames[i as usize].capture), frames[i as usize].phash)));
+        group.extend(run.iter().map(|&i| (order(frames[i as usize].capture), frames[i as usize].phash)));
         if group.len() > MAX_GROUP {
             exact_copies(&mut group, &mut later);
             continue;
@@ -151,6 +149,30 @@ fn block_pass(inputs: &Inputs, frames: &[&FrameHash], b: u32, blocks: u32, d: u3
         }
     }
     later
+}
+
+/// Frame indices ordered by block value: a counting sort for narrow blocks (the default d = 2
+/// gives 21–22 bits), a comparison sort otherwise.
+fn by_block(frames: &[&FrameHash], width: u32, key: impl Fn(&FrameHash) -> u64) -> Vec<u32> {
+    if width > 24 {
+        let mut keyed: Vec<(u64, u32)> = frames.iter().enumerate().map(|(i, f)| (key(f), i as u32)).collect();
+        keyed.sort_unstable();
+        return keyed.into_iter().map(|(_, i)| i).collect();
+    }
+    let mut next = vec![0u32; (1usize << width) + 1];
+    for f in frames {
+        next[key(f) as usize + 1] += 1;
+    }
+    for i in 1..next.len() {
+        next[i] += next[i - 1];
+    }
+    let mut out = vec![0u32; frames.len()];
+    for (i, f) in frames.iter().enumerate() {
+        let slot = &mut next[key(f) as usize];
+        out[*slot as usize] = i as u32;
+        *slot += 1;
+    }
+    out
 }
 
 /// Linear fallback for huge groups: among frames with the same hash, every capture after the
@@ -314,5 +336,37 @@ mod tests {
         assert_eq!(f[0], 0, "the first upload is the original");
         assert!(f[1..n - 1].iter().all(|&x| x == Flag::DuplicateImage.bit()));
         assert_eq!(f[n - 1], 0, "1 bit off, but huge groups compare exact hashes only");
+    }
+
+    #[test]
+    fn exact_matching_when_no_distance_is_allowed() {
+        let cfg = RewardsConfig {
+            fraud: crate::config::FraudConfig { max_phash_distance: 0, ..Default::default() },
+            ..RewardsConfig::default()
+        };
+        let e = Epoch::containing(&cfg, 10_000_000);
+        let s = e.start_ms;
+        let caps = (0..3)
+            .map(|i| {
+                capture(
+                    &format!("c{i}"),
+                    i,
+                    s + i64::from(i) * 5000,
+                    s + i64::from(i) * 5000 + 1000,
+                    s + 60_000,
+                    (37.0, -122.0),
+                )
+            })
+            .collect();
+        let frames = vec![
+            FrameHash { capture: 0, t_ms: s, phash: 77 },
+            FrameHash { capture: 1, t_ms: s + 5000, phash: 77 },
+            FrameHash { capture: 2, t_ms: s + 10_000, phash: 76 },
+        ];
+        let mut inp = inputs(caps, frames);
+        inp.devices = vec!["a".into(), "b".into(), "c".into()];
+        inp.revoked_at = vec![None; 3];
+        let f = detect(&inp, &cfg, &e);
+        assert_eq!(f, vec![0, Flag::DuplicateImage.bit(), 0]);
     }
 }
