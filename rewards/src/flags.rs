@@ -119,21 +119,22 @@ fn duplicates(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch, visible: &[bo
 /// Frames sharing bit block `b` (of `blocks`) compared pairwise: which captures hold a copy of an
 /// earlier capture's frame.
 fn block_pass(inputs: &Inputs, frames: &[&FrameHash], b: u32, blocks: u32, d: u32) -> Vec<bool> {
-    // Earlier-committed capture is the original; ties by capture id (the index order).
-    let order = |c: u32| (inputs.captures[c as usize].committed_ms, c);
+    // Earlier-committed capture is the original; ties by capture id (the index order). A compact
+    // copy of the commit times keeps the per-frame lookups in cache.
+    let commit: Vec<i64> = inputs.captures.iter().map(|c| c.committed_ms).collect();
     let mut later = vec![false; inputs.captures.len()];
     let lo = 64 * b / blocks;
     let hi = 64 * (b + 1) / blocks;
     let mask = if hi - lo == 64 { u64::MAX } else { ((1u64 << (hi - lo)) - 1) << lo };
-    let key = |f: &FrameHash| (f.phash & mask) >> lo;
-    let sorted = by_block(frames, hi - lo, key);
+    let (entries, bounds) = by_block(frames, hi - lo, |f| (f.phash & mask) >> lo);
     let mut group: Vec<((i64, u32), u64)> = Vec::new();
-    for run in sorted.chunk_by(|&a, &b| key(frames[a as usize]) == key(frames[b as usize])) {
+    for w in bounds.windows(2) {
+        let run = &entries[w[0] as usize..w[1] as usize];
         if run.len() < 2 {
             continue;
         }
         group.clear();
-        group.extend(run.iter().map(|&i| (order(frames[i as usize].capture), frames[i as usize].phash)));
+        group.extend(run.iter().map(|&(c, phash)| ((commit[c as usize], c), phash)));
         if group.len() > MAX_GROUP {
             exact_copies(&mut group, &mut later);
             continue;
@@ -151,28 +152,40 @@ fn block_pass(inputs: &Inputs, frames: &[&FrameHash], b: u32, blocks: u32, d: u3
     later
 }
 
-/// Frame indices ordered by block value: a counting sort for narrow blocks (the default d = 2
-/// gives 21–22 bits), a comparison sort otherwise.
-fn by_block(frames: &[&FrameHash], width: u32, key: impl Fn(&FrameHash) -> u64) -> Vec<u32> {
+/// Frames as (capture, phash) grouped by block value, with the group boundaries: a counting sort
+/// for narrow blocks (the default d = 2 gives 21–22 bits), a comparison sort otherwise.
+fn by_block(
+    frames: &[&FrameHash],
+    width: u32,
+    key: impl Fn(&FrameHash) -> u64,
+) -> (Vec<(u32, u64)>, Vec<u32>) {
     if width > 24 {
-        let mut keyed: Vec<(u64, u32)> = frames.iter().enumerate().map(|(i, f)| (key(f), i as u32)).collect();
+        let mut keyed: Vec<(u64, u32, u64)> = frames.iter().map(|f| (key(f), f.capture, f.phash)).collect();
         keyed.sort_unstable();
-        return keyed.into_iter().map(|(_, i)| i).collect();
+        let mut bounds = vec![0u32];
+        for (i, w) in keyed.windows(2).enumerate() {
+            if w[0].0 != w[1].0 {
+                bounds.push(i as u32 + 1);
+            }
+        }
+        bounds.push(keyed.len() as u32);
+        return (keyed.into_iter().map(|(_, c, p)| (c, p)).collect(), bounds);
     }
-    let mut next = vec![0u32; (1usize << width) + 1];
+    let mut bounds = vec![0u32; (1usize << width) + 1];
     for f in frames {
-        next[key(f) as usize + 1] += 1;
+        bounds[key(f) as usize + 1] += 1;
     }
-    for i in 1..next.len() {
-        next[i] += next[i - 1];
+    for i in 1..bounds.len() {
+        bounds[i] += bounds[i - 1];
     }
-    let mut out = vec![0u32; frames.len()];
-    for (i, f) in frames.iter().enumerate() {
+    let mut next = bounds.clone();
+    let mut out = vec![(0u32, 0u64); frames.len()];
+    for f in frames {
         let slot = &mut next[key(f) as usize];
-        out[*slot as usize] = i as u32;
+        out[*slot as usize] = (f.capture, f.phash);
         *slot += 1;
     }
-    out
+    (out, bounds)
 }
 
 /// Linear fallback for huge groups: among frames with the same hash, every capture after the
