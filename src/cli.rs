@@ -60,6 +60,13 @@ pub(crate) enum Command {
         #[command(subcommand)]
         cmd: EvalCmd,
     },
+    /// Rewards: run an epoch, print a statement or the public SQL.
+    Rewards {
+        #[command(subcommand)]
+        cmd: crate::rewards_cmd::RewardsCmd,
+    },
+    /// Honest and adversarial fleets through one epoch; reports what each kind earned.
+    Simulate(crate::rewards_cmd::SimulateArgs),
     /// Register a demo device and upload a demo drive to a running node.
     Demo {
         #[arg(long, env = "ROADHEX_SERVER")]

@@ -6,6 +6,7 @@ use clap::Args;
 use roadhex_ingest::IngestConfig;
 use roadhex_lake::compact::CompactionConfig;
 use roadhex_lake::sql::SqlLimits;
+use roadhex_rewards::RewardsConfig;
 use roadhex_schemas::gates::GateConfig;
 use roadhex_vision::anonymize::{EnsembleConfig, Models};
 use roadhex_vision::quality::QualityConfig;
@@ -46,7 +47,7 @@ pub(crate) struct ServeArgs {
     /// Address for Arrow Flight SQL (sql role, feature `flight-sql`); port 0 picks one. Unset: off.
     #[arg(long, env = "ROADHEX_FLIGHT_LISTEN")]
     pub(crate) flight_listen: Option<String>,
-    /// Roles this process runs, comma-separated: ingest, vision, sql. Default: all built roles.
+    /// Roles this process runs, comma-separated: ingest, vision, sql, rewards. Default: all built roles.
     #[arg(long, env = "ROADHEX_ROLES", value_delimiter = ',')]
     pub(crate) roles: Option<Vec<Role>>,
     /// Directory with the anonymization models (filled by deploy/models.sh).
@@ -67,6 +68,9 @@ pub(crate) struct ServeArgs {
     /// Background compaction of small table files (file only).
     #[arg(skip)]
     pub(crate) compaction: Option<CompactionConfig>,
+    /// Rewards rules (file only).
+    #[arg(skip)]
+    pub(crate) rewards: Option<Box<RewardsConfig>>,
 }
 
 /// A stage this process runs.
@@ -76,6 +80,7 @@ pub(crate) enum Role {
     Ingest,
     Vision,
     Sql,
+    Rewards,
 }
 
 /// Settings after merging file, flags and defaults.
@@ -92,6 +97,7 @@ pub(crate) struct Resolved {
     pub(crate) sql_token: Option<String>,
     pub(crate) compaction: CompactionConfig,
     pub(crate) flight_listen: Option<String>,
+    pub(crate) rewards: RewardsConfig,
 }
 
 impl ServeArgs {
@@ -131,7 +137,12 @@ impl ServeArgs {
         let sql_token = self.sql_token.or(file.sql_token).filter(|t| !t.is_empty());
         let sql_token = sql_token.or_else(|| ingest.operator_token.clone());
         let listen = self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let roles = self.roles.or(file.roles).unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Sql]);
+        let roles = self
+            .roles
+            .or(file.roles)
+            .unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Sql, Role::Rewards]);
+        let rewards = file.rewards.map(|r| *r).unwrap_or_default();
+        rewards.validate()?;
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
         Ok(Resolved {
             store_url,
@@ -145,6 +156,7 @@ impl ServeArgs {
             compaction: file.compaction.unwrap_or_default(),
             flight_listen: self.flight_listen.or(file.flight_listen).filter(|a| !a.is_empty()),
             sql_token,
+            rewards,
         })
     }
 }

@@ -5,6 +5,8 @@ mod cli;
 mod config;
 #[cfg(feature = "flight-sql")]
 mod flight_sql;
+mod rewards_api;
+mod rewards_cmd;
 mod serve;
 mod sql_cmd;
 mod sql_http;
@@ -177,6 +179,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Rewards { cmd } => rewards_cmd::rewards(cmd).await,
+        Command::Simulate(args) => rewards_cmd::simulate(args).await,
         Command::Demo { server, work, shared_data } => {
             let shared = shared_data.filter(|d| d.is_dir());
             let results = demo::run(&server, &work, shared.as_deref()).await?;

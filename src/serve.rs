@@ -9,6 +9,10 @@ use roadhex_vision::anonymize::Ensemble;
 use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 
+/// Closed epochs the node looks back over for ones it has not run.
+const REWARDS_CATCH_UP_EPOCHS: i64 = 8;
+const REWARDS_POLL: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
     let lake = Lake::open(&cfg.store_url).with_context(|| format!("opening store {}", cfg.store_url))?;
@@ -31,6 +35,16 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             pipeline,
             Arc::clone(&queue),
             worker,
+            stop_rx.clone(),
+        )));
+    }
+    if cfg.roles.contains(&Role::Rewards) {
+        // Runs every closed epoch (cutoff plus settle time passed) that has no ledger yet.
+        workers.push(tokio::spawn(roadhex_rewards::run::serve(
+            lake.clone(),
+            cfg.rewards.clone(),
+            REWARDS_CATCH_UP_EPOCHS,
+            REWARDS_POLL,
             stop_rx.clone(),
         )));
     }
@@ -57,8 +71,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         app = Some(crate::sql_http::router(engine, cfg.sql_token.clone()));
         doc.merge(crate::sql_http::openapi());
     }
+    if cfg.roles.contains(&Role::Rewards) {
+        let routes = crate::rewards_api::router(lake.clone());
+        app = Some(match app {
+            Some(a) => a.merge(routes),
+            None => routes,
+        });
+    }
     if cfg.roles.contains(&Role::Ingest) {
-        let ingest = Arc::new(Ingest::new(lake, Arc::clone(&queue), cfg.ingest));
+        let ingest = Arc::new(Ingest::new(lake.clone(), Arc::clone(&queue), cfg.ingest));
         let routes = roadhex_ingest::api::router(ingest);
         doc.merge(roadhex_ingest::api::openapi());
         app = Some(match app {

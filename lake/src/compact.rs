@@ -65,7 +65,7 @@ pub async fn run(lake: &Lake, config: &CompactionConfig) -> Result<CompactionRep
     }
     let mut report = CompactionReport::default();
     let result = async {
-        for table in Table::ALL {
+        for table in Table::ALL.into_iter().filter(|t| compactable(*t)) {
             round(lake, table, config, &mut report).await?;
         }
         Ok::<_, crate::LakeError>(())
@@ -73,6 +73,12 @@ pub async fn run(lake: &Lake, config: &CompactionConfig) -> Result<CompactionRep
     .await;
     lake.delete(&lock).await?;
     result.map(|()| report)
+}
+
+/// Tables their owner rewrites whole under fixed keys (the rewards ledger, the features layer) are
+/// left alone: merging them would hide a rewrite behind an older compaction marker.
+fn compactable(table: Table) -> bool {
+    !matches!(table, Table::Rewards | Table::Epochs | Table::Features)
 }
 
 async fn stale(lake: &Lake, path: &Path, age: Duration) -> Result<bool> {
@@ -232,29 +238,27 @@ fn date_of(path: &Path) -> Option<String> {
 #[cfg(all(test, feature = "sql"))]
 mod tests {
     use super::*;
-    use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray, UInt64Array};
+    use arrow::array::{ArrayRef, StringArray, TimestampMillisecondArray, UInt64Array};
     use std::sync::Arc;
 
-    fn epochs(key: &str, n: usize) -> RecordBatch {
+    fn redactions(key: &str, n: usize) -> RecordBatch {
         let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
         let ts = || Arc::new(TimestampMillisecondArray::from(vec![0i64; n]).with_timezone("UTC")) as ArrayRef;
         let cols: Vec<ArrayRef> = vec![
             text(key),
-            ts(),
-            ts(),
-            ts(),
-            text("v1"),
-            Arc::new(UInt64Array::from(vec![7u64; n])),
-            Arc::new(Float64Array::from(vec![1.0; n])),
-            text("00"),
+            text("frame"),
+            text("requested"),
+            Arc::new(StringArray::from(vec![None::<&str>; n])),
+            text("reason"),
+            text("actor"),
             ts(),
         ];
-        RecordBatch::try_new(Table::Epochs.schema(), cols).expect("batch")
+        RecordBatch::try_new(Table::Redactions.schema(), cols).expect("batch")
     }
 
     async fn count(lake: &Lake) -> (i64, i64) {
         let ctx = crate::catalog::session(lake).expect("session");
-        let sql = "SELECT count(*) AS n, count(DISTINCT epoch_id) AS k FROM epochs";
+        let sql = "SELECT count(*) AS n, count(DISTINCT redaction_id) AS k FROM redactions";
         let rows = crate::sql::query(&ctx, sql).await.expect("query");
         let col = |i: usize| {
             rows[0].column(i).as_any().downcast_ref::<arrow::array::Int64Array>().expect("i64").value(0)
@@ -280,7 +284,7 @@ mod tests {
     }
 
     async fn files(lake: &Lake) -> usize {
-        lake.list(&paths::table_prefix(Table::Epochs)).await.expect("list").len()
+        lake.list(&paths::table_prefix(Table::Redactions)).await.expect("list").len()
     }
 
     #[tokio::test]
@@ -293,16 +297,19 @@ mod tests {
     async fn merge_and_collect(lake: Lake) {
         for i in 0..10 {
             let key = format!("k{i}");
-            crate::writer::append(&lake, Table::Epochs, "2026-05-01", &key, &[epochs(&key, i + 1)])
+            crate::writer::append(&lake, Table::Redactions, "2026-05-01", &key, &[redactions(&key, i + 1)])
                 .await
                 .expect("append");
         }
         assert_eq!(count(&lake).await, (55, 10));
         // An output nobody committed (a compactor killed before its marker) is invisible.
-        let orphan = paths::compacted_file(Table::Epochs, "2026-05-01", "dead");
-        lake.put(&orphan, crate::writer::encode(Table::Epochs, &[epochs("x", 3)]).expect("enc").into())
-            .await
-            .expect("put");
+        let orphan = paths::compacted_file(Table::Redactions, "2026-05-01", "dead");
+        lake.put(
+            &orphan,
+            crate::writer::encode(Table::Redactions, &[redactions("x", 3)]).expect("enc").into(),
+        )
+        .await
+        .expect("put");
         assert_eq!(count(&lake).await, (55, 10));
 
         let keep = CompactionConfig { grace_s: 3600, ..CompactionConfig::default() };
@@ -315,11 +322,11 @@ mod tests {
         // More flushes, a retried old flush, and a second round that folds in the first output.
         for i in 10..18 {
             let key = format!("k{i}");
-            crate::writer::append(&lake, Table::Epochs, "2026-05-01", &key, &[epochs(&key, 1)])
+            crate::writer::append(&lake, Table::Redactions, "2026-05-01", &key, &[redactions(&key, 1)])
                 .await
                 .expect("append");
         }
-        crate::writer::append(&lake, Table::Epochs, "2026-05-01", "k3", &[epochs("k3", 4)])
+        crate::writer::append(&lake, Table::Redactions, "2026-05-01", "k3", &[redactions("k3", 4)])
             .await
             .expect("retry");
         assert_eq!(count(&lake).await, (63, 18));
@@ -328,7 +335,7 @@ mod tests {
         assert_eq!(r.partitions, 1);
         assert_eq!(count(&lake).await, (63, 18));
         // Only the newest output and its marker remain (the uncommitted orphan is gone too).
-        assert_eq!(files(&lake).await, 2, "{:?}", lake.list(&paths::table_prefix(Table::Epochs)).await);
+        assert_eq!(files(&lake).await, 2, "{:?}", lake.list(&paths::table_prefix(Table::Redactions)).await);
         assert!(!lake.exists(&paths::compaction_lock()).await.expect("lock"));
     }
 }

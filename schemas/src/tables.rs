@@ -285,10 +285,27 @@ fn rewards() -> Vec<Field> {
         col("epoch_id", utf8(), false, "Epoch the credit belongs to."),
         col("contributor_id", utf8(), false, "Contributor credited."),
         col("device_id", utf8(), false, "Device that earned it."),
+        col("capture_id", utf8(), false, "Capture whose first valid frame in the cell earned it."),
         col("h3_r12", DataType::UInt64, false, "Cell credited."),
         col("mount", utf8(), false, "Camera mount: front or side."),
-        col("multiplier", DataType::Float64, false, "Freshness multiplier earned, in [0, 1]."),
-        col("points", DataType::Float64, false, "Points after weights and flags."),
+        col(
+            "captured_at",
+            ts(),
+            false,
+            "Time of the capture's first frame in the cell (the credited frame).",
+        ),
+        col(
+            "multiplier",
+            DataType::Float64,
+            false,
+            "Freshness multiplier earned, in [0, 1]; 0 when flagged.",
+        ),
+        col(
+            "points",
+            DataType::UInt64,
+            false,
+            "Millionths of a point: round(multiplier x region weight x progress multiplier x 1e6).",
+        ),
         col("amount", DataType::UInt64, false, "Tokens in base units."),
         col("flags", utf8(), true, "Fraud flags that zeroed the credit, comma-separated."),
     ]
@@ -302,9 +319,14 @@ fn epochs() -> Vec<Field> {
         col("cutoff_at", ts(), false, "Uploads committed after this do not count."),
         col("config_version", utf8(), false, "Version of the rewards configuration used."),
         col("budget", DataType::UInt64, false, "Tokens distributed, in base units."),
-        col("total_points", DataType::Float64, false, "Sum of points of all credits."),
+        col("total_points", DataType::Float64, false, "Sum of points of all credits (rewards.points / 1e6)."),
         col("merkle_root", utf8(), false, "Merkle root of the ledger, hex."),
-        col("closed_at", ts(), false, "When the epoch was closed."),
+        col(
+            "closed_at",
+            ts(),
+            false,
+            "When the epoch's inputs closed (its cutoff); no run time is kept, so reruns are byte-identical.",
+        ),
     ]
 }
 

@@ -3,6 +3,7 @@
 
 mod crash;
 mod refusals;
+mod rewards;
 mod sql;
 mod support;
 mod upload;
