@@ -31,6 +31,27 @@ fn status_of(e: &RewardsError) -> StatusCode {
     }
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(statement))]
+struct RewardsDoc;
+
+/// The OpenAPI description of the rewards route.
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    <RewardsDoc as utoipa::OpenApi>::openapi()
+}
+
+/// Per-epoch statements of a contributor with Merkle proofs against each epoch's root.
+#[utoipa::path(get, path = "/v1/contributors/{id}/rewards", tag = "rewards",
+    params(
+        ("id" = String, Path, description = "Contributor id"),
+        ("epoch" = Option<String>, Query, description = "One epoch (YYYY-Www); all run epochs when absent"),
+    ),
+    responses(
+        (status = 200, description = "Statements: amount, points, credits, flags, Merkle proof"),
+        (status = 400, description = "contributor or epoch invalid", body = roadhex_ingest::api::ErrorBody),
+        (status = 404, description = "epoch not run yet", body = roadhex_ingest::api::ErrorBody),
+        (status = 409, description = "epoch still open", body = roadhex_ingest::api::ErrorBody),
+    ))]
 async fn statement(State(lake): State<Lake>, Path(id): Path<String>, Query(p): Query<Params>) -> Response {
     match roadhex_rewards::statement(&lake, &id, p.epoch.as_deref()).await {
         Ok(s) => Json(s).into_response(),

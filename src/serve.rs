@@ -73,6 +73,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if cfg.roles.contains(&Role::Rewards) {
         let routes = crate::rewards_api::router(lake.clone());
+        doc.merge(crate::rewards_api::openapi());
         app = Some(match app {
             Some(a) => a.merge(routes),
             None => routes,

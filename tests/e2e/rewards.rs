@@ -55,6 +55,8 @@ fn the_node_runs_closed_epochs_and_serves_statements() {
     assert_eq!(bad.status(), 400);
     assert_eq!(bad.json::<serde_json::Value>().expect("json")["code"], "contributor_invalid");
     assert_eq!(get("/v1/contributors/honest-01/rewards?epoch=1999-W01").status(), 404);
+    let api: serde_json::Value = get("/openapi.json").json().expect("openapi");
+    assert!(api["paths"].get("/v1/contributors/{id}/rewards").is_some(), "openapi lacks the rewards route");
 
     // The rewards role closes the recent weeks on its own (empty ones distribute nothing).
     let epochs_dir = data.join("tables/epochs");
