@@ -68,25 +68,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             flight_line =
                 Some(start_flight(addr, engine.clone(), cfg.sql_token.clone(), &mut workers).await?);
         }
-        app = Some(crate::sql_http::router(engine, cfg.sql_token.clone()));
-        doc.merge(crate::sql_http::openapi());
+        mount(
+            &mut app,
+            &mut doc,
+            crate::sql_http::router(engine, cfg.sql_token.clone()),
+            crate::sql_http::openapi(),
+        );
     }
     if cfg.roles.contains(&Role::Rewards) {
-        let routes = crate::rewards_api::router(lake.clone());
-        doc.merge(crate::rewards_api::openapi());
-        app = Some(match app {
-            Some(a) => a.merge(routes),
-            None => routes,
-        });
+        mount(&mut app, &mut doc, crate::rewards_api::router(lake.clone()), crate::rewards_api::openapi());
     }
     if cfg.roles.contains(&Role::Ingest) {
         let ingest = Arc::new(Ingest::new(lake.clone(), Arc::clone(&queue), cfg.ingest));
-        let routes = roadhex_ingest::api::router(ingest);
-        doc.merge(roadhex_ingest::api::openapi());
-        app = Some(match app {
-            Some(a) => a.merge(routes),
-            None => routes,
-        });
+        mount(&mut app, &mut doc, roadhex_ingest::api::router(ingest), roadhex_ingest::api::openapi());
     }
     match app {
         Some(app) => {
@@ -122,6 +116,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = w.await;
     }
     Ok(())
+}
+
+/// Adds a role's routes and their OpenAPI description to the process's app.
+fn mount(
+    app: &mut Option<axum::Router>,
+    doc: &mut utoipa::openapi::OpenApi,
+    routes: axum::Router,
+    routes_doc: utoipa::openapi::OpenApi,
+) {
+    doc.merge(routes_doc);
+    *app = Some(match app.take() {
+        Some(a) => a.merge(routes),
+        None => routes,
+    });
 }
 
 /// Binds the Flight SQL listener now (so a bad address fails startup) and serves it in the background.

@@ -6,7 +6,8 @@
 //! writer into `~/.cache/roadhex/bench/sql-{frames}` and reused while its stamp matches.
 //! DuckDB gets the same SQL with two macros for our UDFs (`h3_to_string`, `h3_parent` by bit
 //! arithmetic, exact); queries using `h3_distance` or `h3_boundary_wkt` run in DuckDB without that
-//! call and are marked so. Each figure is the median of 3 runs after one warm-up.
+//! call and are marked so. Each figure is the median of 5 runs after one warm-up, the two engines
+//! alternating run by run so that load from elsewhere on the machine hits both alike.
 
 use arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Float32Array, Float64Array, StringArray, TimestampMillisecondArray,
@@ -25,7 +26,7 @@ const DAYS: i64 = 56;
 const FRAMES_PER_CAPTURE: usize = 100;
 const CONTRIBUTORS: u64 = 2_000;
 const DEVICES: u64 = 3_000;
-const REPS: usize = 3;
+const REPS: usize = 5;
 /// 2026-01-05, a Monday.
 const START_MS: i64 = 1_767_571_200_000;
 
@@ -264,6 +265,46 @@ fn copy(r: &Row) -> Row {
     Row { ..*r }
 }
 
+/// A DuckDB process over the same files, timing one query per request.
+struct DuckDb {
+    child: std::process::Child,
+    out: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl DuckDb {
+    fn start(home: &Path, dir: &Path) -> Self {
+        use std::io::BufRead as _;
+        let python = std::env::var_os("ROADHEX_PY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join(".cache/roadhex/py"))
+            .join("bin/python");
+        let mut child = std::process::Command::new(python)
+            .args(["-c", DUCKDB_SCRIPT, dir.to_str().expect("utf8")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python with duckdb (deploy/pytools.sh)");
+        let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("duckdb ready");
+        assert_eq!(line.trim(), "ready", "duckdb did not start");
+        Self { child, out }
+    }
+
+    /// Runs `sql` once; returns (ms, rows).
+    fn run(&mut self, sql: &str) -> (f64, usize) {
+        use std::io::{BufRead as _, Write as _};
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{}", serde_json::to_string(sql).expect("json")).expect("write");
+        stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.out.read_line(&mut line).expect("duckdb answer");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("duckdb: {e}: {line}"));
+        (v["ms"].as_f64().expect("ms"), v["rows"].as_u64().expect("rows") as usize)
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -305,10 +346,9 @@ fn duckdb_form(q: &str) -> (String, bool) {
 }
 
 const DUCKDB_SCRIPT: &str = r#"
-import json, statistics, sys, time
+import json, sys, time
 import duckdb
-root, reps = sys.argv[1], int(sys.argv[2])
-queries = json.load(sys.stdin)
+root = sys.argv[1]
 con = duckdb.connect()
 con.execute("SET enable_progress_bar = false")
 for t in ["captures","telemetry","frames","detections","features","coverage","rewards","epochs","redactions"]:
@@ -319,16 +359,13 @@ for t in ["captures","telemetry","frames","detections","features","coverage","re
 con.execute("CREATE MACRO h3_to_string(c) AS lower(printf('%x', c))")
 # Exact H3 parent: set the resolution field, fill finer digits with 7.
 con.execute("CREATE MACRO h3_parent(c, r) AS ((c::UBIGINT & ~(15::UBIGINT << 52)) | (r::UBIGINT << 52) | ((1::UBIGINT << (3 * (15 - r))) - 1))")
-out = []
-for q in queries:
-    # Results come back as Arrow, as DataFusion's do: no per-row Python objects in the timing.
-    con.execute(q).fetch_arrow_table()
-    times = []
-    rows = 0
-    for _ in range(reps):
-        t = time.perf_counter(); rows = con.execute(q).fetch_arrow_table().num_rows; times.append(time.perf_counter() - t)
-    out.append({"ms": statistics.median(times) * 1000, "rows": rows})
-print(json.dumps(out))
+print("ready", flush=True)
+# One query per line in, one timing per line out; results come back as Arrow, as DataFusion's do.
+for line in sys.stdin:
+    q = json.loads(line)
+    t = time.perf_counter()
+    rows = con.execute(q).fetch_arrow_table().num_rows
+    print(json.dumps({"ms": (time.perf_counter() - t) * 1000, "rows": rows}), flush=True)
 "#;
 
 #[tokio::main]
@@ -338,7 +375,7 @@ async fn main() {
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
     let dir = home.join(format!(".cache/roadhex/bench/sql-{frames}"));
     let stamp = dir.join("STAMP");
-    let want = format!("v2 {frames}\n");
+    let want = format!("v3 {frames}\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("bench dir");
@@ -373,46 +410,40 @@ async fn main() {
         .filter(|(i, _)| only.is_empty() || only.contains(&(i + 1)))
         .map(|(_, q)| q)
         .collect();
-    let mut df_ms = Vec::new();
-    let mut df_rows = Vec::new();
-    for q in &queries {
+    let forms: Vec<(String, bool)> = queries.iter().map(|q| duckdb_form(q)).collect();
+    let mut duck = DuckDb::start(&home, &dir);
+    // Alternate the engines run by run, so load from elsewhere on the machine hits both alike.
+    let (mut df_ms, mut df_rows, mut duck_ms, mut duck_rows) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (q, (dq, _)) in queries.iter().zip(&forms) {
         engine.query(q).await.expect("warm-up");
-        let mut times = Vec::new();
-        let mut rows = 0;
+        duck.run(dq);
+        let (mut a, mut b, mut rows, mut drows) = (Vec::new(), Vec::new(), 0, 0);
         for _ in 0..REPS {
             let t = Instant::now();
             let r = engine.query(q).await.expect("query");
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            a.push(t.elapsed().as_secs_f64() * 1000.0);
             rows = r.batches.iter().map(|b| b.num_rows()).sum::<usize>();
+            let (ms, n) = duck.run(dq);
+            b.push(ms);
+            drows = n;
         }
-        eprintln!("datafusion q{}: {:.1} ms", df_ms.len() + 1, median(times.clone()));
-        df_ms.push(median(times));
+        eprintln!(
+            "q{}: datafusion {:.1} ms, duckdb {:.1} ms",
+            df_ms.len() + 1,
+            median(a.clone()),
+            median(b.clone())
+        );
+        df_ms.push(median(a));
         df_rows.push(rows);
+        duck_ms.push(median(b));
+        duck_rows.push(drows);
     }
-
-    let forms: Vec<(String, bool)> = queries.iter().map(|q| duckdb_form(q)).collect();
-    let python = std::env::var_os("ROADHEX_PY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".cache/roadhex/py"))
-        .join("bin/python");
-    let mut child = std::process::Command::new(python)
-        .args(["-c", DUCKDB_SCRIPT, dir.to_str().expect("utf8"), &REPS.to_string()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python with duckdb (deploy/pytools.sh)");
-    let input = serde_json::to_vec(&forms.iter().map(|(q, _)| q).collect::<Vec<_>>()).expect("json");
-    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &input).expect("write");
-    let out = child.wait_with_output().expect("duckdb");
-    assert!(out.status.success(), "duckdb failed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let duck: Vec<serde_json::Value> =
-        serde_json::from_str(text.lines().last().unwrap_or_default()).expect("duckdb json");
 
     println!("{:<4} {:>12} {:>12} {:>8} {:>10}  note", "q", "datafusion", "duckdb", "ratio", "rows");
     let mut worst: f64 = 0.0;
-    for (i, ((ms, rows), d)) in df_ms.iter().zip(&df_rows).zip(&duck).enumerate() {
-        let dms = d["ms"].as_f64().unwrap_or(f64::NAN);
+    for i in 0..queries.len() {
+        let (ms, dms, rows) = (df_ms[i], duck_ms[i], df_rows[i]);
         let ratio = ms / dms;
         let exact = forms[i].1;
         if exact {
@@ -420,7 +451,7 @@ async fn main() {
         }
         let note = if !exact {
             "DuckDB ran it without h3_distance/h3_boundary_wkt (no offline h3 extension)"
-        } else if d["rows"].as_u64() != Some(*rows as u64) {
+        } else if duck_rows[i] != rows {
             "row counts differ!"
         } else {
             ""

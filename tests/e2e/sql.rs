@@ -46,13 +46,7 @@ fn analysts_query_the_lake_over_http_cli_and_other_readers() {
     let id = upload_frames(&server, &key, &frames.iter().collect::<Vec<_>>());
     assert_eq!(wait_for(&server, &id, &["published", "rejected"], 600, 300)["state"], "published");
 
-    let api: serde_json::Value = server
-        .http()
-        .get(format!("{}/openapi.json", server.url))
-        .send()
-        .expect("openapi")
-        .json()
-        .expect("json");
+    let api = server.openapi();
     for route in ["/v1/sql", "/v1/captures", "/healthz"] {
         assert!(api["paths"].get(route).is_some(), "openapi lacks {route}");
     }

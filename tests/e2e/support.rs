@@ -73,6 +73,11 @@ impl Server {
         Server { child, stdout, url, data: data.to_owned() }
     }
 
+    /// `GET /openapi.json`, parsed.
+    pub(crate) fn openapi(&self) -> serde_json::Value {
+        self.http().get(format!("{}/openapi.json", self.url)).send().expect("openapi").json().expect("json")
+    }
+
     /// The next line the server prints (e.g. the Flight SQL address after the HTTP one).
     pub(crate) fn next_line(&mut self) -> String {
         let mut line = String::new();

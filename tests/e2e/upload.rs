@@ -124,13 +124,7 @@ fn build_upload_resume_commit() {
     assert!(!refused.status.success());
 
     // The OpenAPI document describes every route.
-    let api: serde_json::Value = server
-        .http()
-        .get(format!("{}/openapi.json", server.url))
-        .send()
-        .expect("openapi")
-        .json()
-        .expect("json");
+    let api = server.openapi();
     for route in [
         "/healthz",
         "/readyz",
