@@ -226,6 +226,7 @@ fn classify(e: DataFusionError) -> LakeError {
         DataFusionError::SQL(..)
         | DataFusionError::Plan(_)
         | DataFusionError::SchemaError(..)
+        // DataFusion's "not implemented" means SQL it does not support: the query's fault, not ours.
         | DataFusionError::NotImplemented(_) => LakeError::SqlInvalid { message, line, column },
         _ => LakeError::DataFusion(e),
     }
