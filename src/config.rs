@@ -8,6 +8,7 @@ use roadhex_lake::compact::CompactionConfig;
 use roadhex_lake::sql::SqlLimits;
 use roadhex_rewards::RewardsConfig;
 use roadhex_schemas::gates::GateConfig;
+use roadhex_tiles::TilesConfig;
 use roadhex_vision::anonymize::{EnsembleConfig, Models};
 use roadhex_vision::quality::QualityConfig;
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,7 @@ pub(crate) struct ServeArgs {
     /// Address for Arrow Flight SQL (sql role, feature `flight-sql`); port 0 picks one. Unset: off.
     #[arg(long, env = "ROADHEX_FLIGHT_LISTEN")]
     pub(crate) flight_listen: Option<String>,
-    /// Roles this process runs, comma-separated: ingest, vision, sql, rewards. Default: all built roles.
+    /// Roles this process runs, comma-separated: ingest, vision, sql, rewards, tiles. Default: all.
     #[arg(long, env = "ROADHEX_ROLES", value_delimiter = ',')]
     pub(crate) roles: Option<Vec<Role>>,
     /// Directory with the anonymization models (filled by deploy/models.sh).
@@ -71,6 +72,12 @@ pub(crate) struct ServeArgs {
     /// Rewards rules (file only).
     #[arg(skip)]
     pub(crate) rewards: Option<Box<RewardsConfig>>,
+    /// Where the web map's npm packages are installed (deploy/web.sh fills it).
+    #[arg(long, env = "ROADHEX_WEB_DIR")]
+    pub(crate) web_dir: Option<PathBuf>,
+    /// Tiles role: cache size, refresh period, query area cap (file only).
+    #[arg(skip)]
+    pub(crate) tiles: Option<TilesConfig>,
 }
 
 /// A stage this process runs.
@@ -81,6 +88,7 @@ pub(crate) enum Role {
     Vision,
     Sql,
     Rewards,
+    Tiles,
 }
 
 /// Settings after merging file, flags and defaults.
@@ -98,6 +106,7 @@ pub(crate) struct Resolved {
     pub(crate) compaction: CompactionConfig,
     pub(crate) flight_listen: Option<String>,
     pub(crate) rewards: RewardsConfig,
+    pub(crate) tiles: TilesConfig,
 }
 
 impl ServeArgs {
@@ -140,10 +149,15 @@ impl ServeArgs {
         let roles = self
             .roles
             .or(file.roles)
-            .unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Sql, Role::Rewards]);
+            .unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Sql, Role::Rewards, Role::Tiles]);
         let rewards = file.rewards.map(|r| *r).unwrap_or_default();
         rewards.validate()?;
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
+        // Coverage freshness in tiles follows the rewards rules unless the file says otherwise.
+        let mut tiles = file.tiles.unwrap_or_else(|| TilesConfig { refill_days: f64::from(rewards.refill_days), ..TilesConfig::default() });
+        if let Some(dir) = self.web_dir.or(file.web_dir) {
+            tiles.web_dir = dir;
+        }
         Ok(Resolved {
             store_url,
             listen,
@@ -157,6 +171,7 @@ impl ServeArgs {
             flight_listen: self.flight_listen.or(file.flight_listen).filter(|a| !a.is_empty()),
             sql_token,
             rewards,
+            tiles,
         })
     }
 }

@@ -78,6 +78,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if cfg.roles.contains(&Role::Rewards) {
         mount(&mut app, &mut doc, crate::rewards_api::router(lake.clone()), crate::rewards_api::openapi());
     }
+    if cfg.roles.contains(&Role::Tiles) {
+        let tiles = roadhex_tiles::Tiles::open(lake.clone(), cfg.tiles.clone()).await?;
+        workers.push(tokio::spawn(roadhex_tiles::refresh_loop(Arc::clone(&tiles), stop_rx.clone())));
+        mount(&mut app, &mut doc, roadhex_tiles::api::router(tiles), roadhex_tiles::api::openapi());
+    }
     if cfg.roles.contains(&Role::Ingest) {
         let ingest = Arc::new(Ingest::new(lake.clone(), Arc::clone(&queue), cfg.ingest));
         mount(&mut app, &mut doc, roadhex_ingest::api::router(ingest), roadhex_ingest::api::openapi());

@@ -9,6 +9,7 @@
 
 #[cfg(feature = "sql")]
 pub mod catalog;
+pub mod columns;
 pub mod compact;
 pub mod error;
 pub mod paths;

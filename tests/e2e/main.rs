@@ -6,5 +6,6 @@ mod refusals;
 mod rewards;
 mod sql;
 mod support;
+mod tiles;
 mod upload;
 mod vision;
