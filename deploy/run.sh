@@ -20,6 +20,6 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 "$BIN" demo --server "$URL" --work ./data-demo --shared-data "$SHARED"
-echo "run: node at $URL (API: $URL/openapi.json), Flight SQL at grpc://$FLIGHT. Ctrl-C to stop."
+echo "run: node at $URL (web map: $URL/, API: $URL/openapi.json), Flight SQL at grpc://$FLIGHT. Ctrl-C to stop."
 echo "run: SQL token $ROADHEX_SQL_TOKEN — try: roadhex sql --server $URL \"SELECT count(*) FROM frames\""
 wait $server

@@ -114,12 +114,18 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
     let capture = publish(&server);
 
     let frames = sql(&data, "SELECT frame_id, lat, lon, heading, captured_at, h3_r12 FROM frames ORDER BY frame_index");
-    let cover = sql(&data, "SELECT h3_r12, sum(frame_count) AS frames FROM coverage GROUP BY h3_r12");
+    let cover = sql(
+        &data,
+        "SELECT h3_r12, sum(frame_count) AS frames, CAST(max(to_unixtime(captured_at)) AS BIGINT) AS last \
+         FROM coverage GROUP BY h3_r12",
+    );
     assert!(frames.len() >= 5 && !cover.is_empty(), "{frames:?} {cover:?}");
     let cells: BTreeMap<u64, u64> = cover
         .iter()
         .map(|r| (r["h3_r12"].as_u64().expect("cell"), r["frames"].as_u64().expect("frames")))
         .collect();
+    let last: BTreeMap<u64, i64> =
+        cover.iter().map(|r| (r["h3_r12"].as_u64().expect("cell"), r["last"].as_i64().expect("last"))).collect();
     let (lat0, lon0) = (frames[0]["lat"].as_f64().expect("lat"), frames[0]["lon"].as_f64().expect("lon"));
 
     // The node picks up new table files within its refresh period.
@@ -147,8 +153,9 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
         let expected = cells.get(&u64::from(cell)).unwrap_or_else(|| panic!("{cell} is not in the table"));
         assert_eq!(p["frames"], json!(expected), "{cell}");
         assert_eq!((p["contributors"].clone(), p["cells"].clone()), (json!(1), json!(1)));
-        // Just mapped: freshness 0, last captured at the capture's time.
-        assert!(p["freshness"].as_f64().is_some_and(|v| v < 0.01), "{p:?}");
+        // The test drive is months old, so its cells have refilled (7 days) to freshness 1.
+        assert_eq!(p["last_captured"], json!(last[&u64::from(cell)]), "{cell}");
+        assert_eq!(p["freshness"], json!(1.0), "{cell}");
         let geo::Geometry::Polygon(poly) = f.to_geo().expect("geometry") else { panic!("not a polygon") };
         assert!(poly.signed_area() > 0.0, "exterior rings are clockwise in tile coordinates (MVT 2.1)");
         let boundary = cell.boundary();

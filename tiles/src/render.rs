@@ -134,10 +134,13 @@ fn coverage(s: &Snapshot, t: TileId, mut out: mvt::Layer) -> Result<mvt::Layer> 
     let Some(level) = s.level(res) else { return Ok(out) };
     for i in in_neighbourhood(&level.cells, |c| c.key, t) {
         let c = &level.cells[i];
+        // H3 rings run counter-clockwise on the map. MVT 2.1 wants exterior rings with positive
+        // surveyor's area in tile coordinates (y down), which is clockwise on the map: reverse.
         let ring: Vec<(f64, f64)> = c
             .cell
             .boundary()
             .iter()
+            .rev()
             .map(|ll| t.local(World::from_lat_lon(ll.lat(), ll.lng())))
             .collect();
         let (x0, x1) = ring.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
@@ -146,8 +149,6 @@ fn coverage(s: &Snapshot, t: TileId, mut out: mvt::Layer) -> Result<mvt::Layer> 
         if x1 < lo || x0 > hi || y1 < lo || y0 > hi {
             continue;
         }
-        // H3 rings run counter-clockwise on the map; with y pointing down they are clockwise,
-        // which is what MVT 2.1 asks of an exterior ring.
         let mut g = GeomEncoder::new(GeomType::Polygon);
         for p in ring {
             let (x, y) = clamp(p);
