@@ -154,7 +154,10 @@ impl ServeArgs {
         rewards.validate()?;
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
         // Coverage freshness in tiles follows the rewards rules unless the file says otherwise.
-        let mut tiles = file.tiles.unwrap_or_else(|| TilesConfig { refill_days: f64::from(rewards.refill_days), ..TilesConfig::default() });
+        let mut tiles = file.tiles.unwrap_or_else(|| TilesConfig {
+            refill_days: f64::from(rewards.refill_days),
+            ..TilesConfig::default()
+        });
         if let Some(dir) = self.web_dir.or(file.web_dir) {
             tiles.web_dir = dir;
         }

@@ -2,7 +2,9 @@
 //! or plain strings, any integer width): the readers of every stage use these.
 
 use crate::error::Result;
-use arrow::array::{Array, ArrayRef, AsArray as _, PrimitiveArray, RecordBatch, StringArray, StringViewArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray as _, PrimitiveArray, RecordBatch, StringArray, StringViewArray,
+};
 use arrow::compute::cast;
 use arrow::datatypes::{ArrowPrimitiveType, DataType};
 use arrow::error::ArrowError;
@@ -58,7 +60,8 @@ mod tests {
 
     #[test]
     fn reads_any_width_and_string_kind() {
-        let schema = Schema::new(vec![Field::new("n", DataType::Int32, false), Field::new("s", DataType::Utf8, true)]);
+        let schema =
+            Schema::new(vec![Field::new("n", DataType::Int32, false), Field::new("s", DataType::Utf8, true)]);
         let b = RecordBatch::try_new(
             Arc::new(schema),
             vec![Arc::new(Int32Array::from(vec![7])), Arc::new(StringArray::from(vec![Some("a")]))],

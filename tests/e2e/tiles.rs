@@ -113,7 +113,10 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
     let c = Client(&server);
     let capture = publish(&server);
 
-    let frames = sql(&data, "SELECT frame_id, lat, lon, heading, captured_at, h3_r12 FROM frames ORDER BY frame_index");
+    let frames = sql(
+        &data,
+        "SELECT frame_id, lat, lon, heading, captured_at, h3_r12 FROM frames ORDER BY frame_index",
+    );
     let cover = sql(
         &data,
         "SELECT h3_r12, sum(frame_count) AS frames, CAST(max(to_unixtime(captured_at)) AS BIGINT) AS last \
@@ -124,8 +127,10 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
         .iter()
         .map(|r| (r["h3_r12"].as_u64().expect("cell"), r["frames"].as_u64().expect("frames")))
         .collect();
-    let last: BTreeMap<u64, i64> =
-        cover.iter().map(|r| (r["h3_r12"].as_u64().expect("cell"), r["last"].as_i64().expect("last"))).collect();
+    let last: BTreeMap<u64, i64> = cover
+        .iter()
+        .map(|r| (r["h3_r12"].as_u64().expect("cell"), r["last"].as_i64().expect("last")))
+        .collect();
     let (lat0, lon0) = (frames[0]["lat"].as_f64().expect("lat"), frames[0]["lon"].as_f64().expect("lon"));
 
     // The node picks up new table files within its refresh period.
@@ -186,7 +191,9 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
         let kids: Vec<u64> = cells
             .keys()
             .copied()
-            .filter(|c| CellIndex::try_from(*c).ok().and_then(|c| c.parent(parent.resolution())) == Some(parent))
+            .filter(|c| {
+                CellIndex::try_from(*c).ok().and_then(|c| c.parent(parent.resolution())) == Some(parent)
+            })
             .collect();
         assert_eq!(p["cells"], json!(kids.len()), "{parent}");
         assert_eq!(p["frames"], json!(kids.iter().map(|k| cells[k]).sum::<u64>()));
@@ -202,7 +209,10 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
         .map(|f| {
             let p = props(&layer, f);
             let geo::Geometry::Point(pt) = f.to_geo().expect("geometry") else { panic!("not a point") };
-            (p["id"].as_str().expect("id").to_owned(), (pt.x(), pt.y(), p["heading"].as_f64().expect("heading")))
+            (
+                p["id"].as_str().expect("id").to_owned(),
+                (pt.x(), pt.y(), p["heading"].as_f64().expect("heading")),
+            )
         })
         .collect();
     for fr in &frames {
@@ -276,14 +286,20 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
     let r8 = r12.parent(Resolution::Eight).expect("parent");
     let v: Value = c.get(&format!("/v1/cells/{r8}/frames?limit=3"), &[]).json().expect("json");
     assert_eq!(v["total"], json!(frames.len()));
-    let times: Vec<&str> = v["frames"].as_array().expect("frames").iter().map(|f| f["captured_at"].as_str().expect("t")).collect();
+    let times: Vec<&str> = v["frames"]
+        .as_array()
+        .expect("frames")
+        .iter()
+        .map(|f| f["captured_at"].as_str().expect("t"))
+        .collect();
     assert_eq!(times.len(), 3);
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
     assert_refused(c.get("/v1/cells/zz/frames", &[]), 400, "bad_cell");
 
     // Area queries: nearest first around a point, newest first in a polygon, paged, capped.
     let (lat2, lon2) = (frames[2]["lat"].as_f64().expect("lat"), frames[2]["lon"].as_f64().expect("lon"));
-    let near: Value = c.post("/v1/query/frames", &json!({"point": [lon2, lat2], "radius_m": 25.0})).json().expect("json");
+    let near: Value =
+        c.post("/v1/query/frames", &json!({"point": [lon2, lat2], "radius_m": 25.0})).json().expect("json");
     assert_eq!(near["features"][0]["id"], frames[2]["frame_id"], "{near}");
     assert!(near["features"][0]["properties"]["distance_m"].as_f64().is_some_and(|d| d < 0.5));
     let (d, e) = (0.01, 0.01);
@@ -296,20 +312,36 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
             .post("/v1/query/frames", &json!({"geometry": square, "limit": 2, "cursor": cursor}))
             .json()
             .expect("json");
-        ids.extend(page["features"].as_array().expect("features").iter().map(|f| f["id"].as_str().expect("id").to_owned()));
+        ids.extend(
+            page["features"]
+                .as_array()
+                .expect("features")
+                .iter()
+                .map(|f| f["id"].as_str().expect("id").to_owned()),
+        );
         cursor = page["next_cursor"].as_str().map(str::to_owned);
         if cursor.is_none() {
             break;
         }
     }
-    let expected: Vec<String> = frames.iter().rev().map(|f| f["frame_id"].as_str().expect("id").to_owned()).collect();
+    let expected: Vec<String> =
+        frames.iter().rev().map(|f| f["frame_id"].as_str().expect("id").to_owned()).collect();
     assert_eq!(ids, expected, "every frame once, newest first");
     let features: Value = c.post("/v1/query/features", &json!({"geometry": square})).json().expect("json");
     assert_eq!(features["features"], json!([]));
-    assert_refused(c.post("/v1/query/frames", &json!({"point": [lon0, lat0], "radius_m": 5000.0})), 422, "area_too_large");
+    assert_refused(
+        c.post("/v1/query/frames", &json!({"point": [lon0, lat0], "radius_m": 5000.0})),
+        422,
+        "area_too_large",
+    );
     assert_refused(c.post("/v1/query/frames", &json!({"point": [lon0, lat0]})), 400, "bad_query");
     let api = server.openapi();
-    for p in ["/tiles/{layer}/{z}/{x}/{y}.mvt", "/v1/frames/{id}.jpg", "/v1/query/frames", "/v1/cells/{cell}/frames"] {
+    for p in [
+        "/tiles/{layer}/{z}/{x}/{y}.mvt",
+        "/v1/frames/{id}.jpg",
+        "/v1/query/frames",
+        "/v1/cells/{cell}/frames",
+    ] {
         assert!(api["paths"].get(p).is_some(), "openapi lacks {p}");
     }
 
@@ -333,5 +365,9 @@ fn tiles_imagery_queries_and_web_map_show_the_tables() {
     assert!(report["coverage_features"].as_u64() > Some(0), "{report}");
     assert_eq!(report["frame_id"], frames[0]["frame_id"], "{report}");
     assert_eq!(report["image_width"], json!(960));
-    assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000), "screenshot kept at {}", shot.display());
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+        "screenshot kept at {}",
+        shot.display()
+    );
 }

@@ -257,7 +257,8 @@ impl Tiles {
 /// Renders and compresses one tile.
 fn encode(snap: &Snapshot, layer: Layer, tile: TileId) -> Result<Option<Arc<EncodedTile>>> {
     let Some(raw) = render::render(snap, layer, tile)? else { return Ok(None) };
-    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::fast());
+    let mut gz =
+        flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::fast());
     gz.write_all(&raw)?;
     let gzip = gz.finish()?;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&raw)[..12]));

@@ -102,7 +102,8 @@ impl Region {
 }
 
 fn check_position(lon: f64, lat: f64) -> Result<()> {
-    if lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat) {
+    if lon.is_finite() && lat.is_finite() && (-180.0..=180.0).contains(&lon) && (-90.0..=90.0).contains(&lat)
+    {
         Ok(())
     } else {
         Err(TilesError::BadQuery(format!("position [{lon}, {lat}] is not [lon, lat] in degrees")))
@@ -120,15 +121,18 @@ fn ring(v: &Value) -> Result<geo::LineString<f64>> {
         out.push(geo::coord! { x: lon, y: lat });
     }
     if out.len() < 4 || out.first() != out.last() {
-        return Err(TilesError::BadQuery("a ring needs at least 4 positions, the last equal to the first".into()));
+        return Err(TilesError::BadQuery(
+            "a ring needs at least 4 positions, the last equal to the first".into(),
+        ));
     }
     Ok(geo::LineString::new(out))
 }
 
 fn polygon(rings: &Value) -> Result<geo::Polygon<f64>> {
-    let rings = rings.as_array().filter(|r| !r.is_empty()).ok_or_else(|| {
-        TilesError::BadQuery("Polygon coordinates are an array of rings".into())
-    })?;
+    let rings = rings
+        .as_array()
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| TilesError::BadQuery("Polygon coordinates are an array of rings".into()))?;
     let exterior = ring(&rings[0])?;
     let holes = rings[1..].iter().map(ring).collect::<Result<Vec<_>>>()?;
     Ok(geo::Polygon::new(exterior, holes))
@@ -141,9 +145,9 @@ fn multipolygon(g: &Value) -> Result<geo::MultiPolygon<f64>> {
     match g.get("type").and_then(Value::as_str) {
         Some("Polygon") => Ok(geo::MultiPolygon::new(vec![polygon(coords)?])),
         Some("MultiPolygon") => {
-            let polys = coords
-                .as_array()
-                .ok_or_else(|| TilesError::BadQuery("MultiPolygon coordinates are an array of polygons".into()))?;
+            let polys = coords.as_array().ok_or_else(|| {
+                TilesError::BadQuery("MultiPolygon coordinates are an array of polygons".into())
+            })?;
             Ok(geo::MultiPolygon::new(polys.iter().map(polygon).collect::<Result<_>>()?))
         }
         other => Err(TilesError::BadQuery(format!("geometry type {other:?} is not Polygon or MultiPolygon"))),

@@ -170,7 +170,8 @@ fn coverage(s: &Snapshot, t: TileId, mut out: mvt::Layer) -> Result<mvt::Layer> 
 }
 
 fn frames(s: &Snapshot, t: TileId, mut out: mvt::Layer) -> Result<mvt::Layer> {
-    let mut idx: Vec<u32> = in_neighbourhood(&s.frames_by_key, |e| e.0, t).map(|i| s.frames_by_key[i].1).collect();
+    let mut idx: Vec<u32> =
+        in_neighbourhood(&s.frames_by_key, |e| e.0, t).map(|i| s.frames_by_key[i].1).collect();
     idx.sort_unstable();
     for i in idx {
         let f = &s.frames[i as usize];

@@ -124,7 +124,10 @@ pub(crate) struct FrameRow {
     pub(crate) object_key: Box<str>,
 }
 
-async fn query(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
+async fn query(
+    ctx: &datafusion::prelude::SessionContext,
+    sql: &str,
+) -> Result<Vec<arrow::array::RecordBatch>> {
     let df = ctx.sql(sql).await.map_err(roadhex_lake::LakeError::from)?;
     Ok(df.collect().await.map_err(roadhex_lake::LakeError::from)?)
 }
@@ -255,7 +258,8 @@ impl Snapshot {
         while start < frames.len() {
             let c = frames[start].capture;
             let end = start + frames[start..].iter().take_while(|f| f.capture == c).count();
-            let points: Vec<World> = frames[start..end].iter().map(|f| World::from_lat_lon(f.lat, f.lon)).collect();
+            let points: Vec<World> =
+                frames[start..end].iter().map(|f| World::from_lat_lon(f.lat, f.lon)).collect();
             let mut b = (f64::MAX, f64::MAX, f64::MIN, f64::MIN);
             for p in &points {
                 b = (b.0.min(p.x), b.1.min(p.y), b.2.max(p.x), b.3.max(p.y));
@@ -270,11 +274,16 @@ impl Snapshot {
             start = end;
         }
         self.sequences_by_bucket.sort_unstable();
-        frames.sort_by(|a, b| a.h3_r12.cmp(&b.h3_r12).then(a.t_ms.cmp(&b.t_ms)).then_with(|| a.id.cmp(&b.id)));
+        frames
+            .sort_by(|a, b| a.h3_r12.cmp(&b.h3_r12).then(a.t_ms.cmp(&b.t_ms)).then_with(|| a.id.cmp(&b.id)));
         self.frames_by_key =
             frames.iter().enumerate().map(|(i, f)| (f.key, u32::try_from(i).unwrap_or(u32::MAX))).collect();
         self.frames_by_key.sort_unstable();
-        self.frames_by_id = frames.iter().enumerate().map(|(i, f)| (f.id.clone(), u32::try_from(i).unwrap_or(u32::MAX))).collect();
+        self.frames_by_id = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.id.clone(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
         self.frames = frames;
         self.captures = captures;
     }
@@ -288,7 +297,8 @@ impl Snapshot {
     /// resolution 12 or coarser; finer cells are filtered from their res-12 parent's run.
     pub fn frames_in_cell(&self, cell: CellIndex) -> Vec<&Frame> {
         let res = cell.resolution();
-        let coarse = if res > Resolution::Twelve { cell.parent(Resolution::Twelve).unwrap_or(cell) } else { cell };
+        let coarse =
+            if res > Resolution::Twelve { cell.parent(Resolution::Twelve).unwrap_or(cell) } else { cell };
         let (lo, hi) = descendant_range(coarse);
         let a = self.frames.partition_point(|f| f.h3_r12 < lo);
         let b = self.frames.partition_point(|f| f.h3_r12 <= hi);
@@ -296,9 +306,7 @@ impl Snapshot {
         if res <= Resolution::Twelve {
             return run.iter().collect();
         }
-        run.iter()
-            .filter(|f| LatLng::new(f.lat, f.lon).is_ok_and(|ll| ll.to_cell(res) == cell))
-            .collect()
+        run.iter().filter(|f| LatLng::new(f.lat, f.lon).is_ok_and(|ll| ll.to_cell(res) == cell)).collect()
     }
 }
 
@@ -370,7 +378,15 @@ fn coverage_levels(
         let age = (as_of_ms - last).max(0) as f64;
         let freshness = if refill_ms > 0.0 { (age / refill_ms).min(1.0) } else { 1.0 };
         bounds.add(rows[i].lat, rows[i].lon);
-        fine.push(Fine { cell: c, rows: (i, end), last, frames, freshness, lat: rows[i].lat, lon: rows[i].lon });
+        fine.push(Fine {
+            cell: c,
+            rows: (i, end),
+            last,
+            frames,
+            freshness,
+            lat: rows[i].lat,
+            lon: rows[i].lon,
+        });
         i = end;
     }
     let mut levels: Vec<Level> = (0..=12).map(|_| Level::default()).collect();
@@ -450,9 +466,16 @@ mod tests {
         let p = a.parent(Resolution::Eight).expect("parent");
         let kids: Vec<CellIndex> = p.children(Resolution::Twelve).take(3).collect();
         let day = 86_400_000;
-        let rows = vec![row(kids[0], 0, 0), row(kids[0], 1, 0), row(kids[1], 1, 7 * day), row(kids[2], 2, 14 * day)];
+        let rows =
+            vec![row(kids[0], 0, 0), row(kids[0], 1, 0), row(kids[1], 1, 7 * day), row(kids[2], 2, 14 * day)];
         let mut b = Bounds::default();
-        let levels = coverage_levels(rows, 14 * day, 7.0 * day as f64, &[Resolution::Eight, Resolution::Twelve], &mut b);
+        let levels = coverage_levels(
+            rows,
+            14 * day,
+            7.0 * day as f64,
+            &[Resolution::Eight, Resolution::Twelve],
+            &mut b,
+        );
         let l8 = &levels[8].cells;
         assert_eq!(l8.len(), 1);
         assert_eq!((l8[0].cell, l8[0].cells, l8[0].contributors, l8[0].frames), (p, 3, 3, 8));

@@ -93,11 +93,8 @@ pub(crate) async fn tile(
     let gzip = accepts_gzip(&headers);
     // Each encoding is its own representation, so each gets its own strong ETag.
     let etag = if gzip { format!("{}-gz\"", t.etag.trim_end_matches('"')) } else { t.etag.clone() };
-    let common = [
-        (header::ETAG, etag.as_str()),
-        (header::CACHE_CONTROL, MAX_AGE),
-        (header::VARY, "Accept-Encoding"),
-    ];
+    let common =
+        [(header::ETAG, etag.as_str()), (header::CACHE_CONTROL, MAX_AGE), (header::VARY, "Accept-Encoding")];
     if not_modified(&headers, &etag) {
         return Ok(with_headers(StatusCode::NOT_MODIFIED.into_response(), &common));
     }
@@ -114,7 +111,11 @@ pub(crate) async fn tile(
 #[utoipa::path(get, path = "/tiles/{layer}.json",
     params(("layer" = String, Path, description = "coverage, sequences, frames or features")),
     responses((status = 200, description = "TileJSON 3.0.0", body = Object), (status = 404, body = ErrorBody)))]
-pub(crate) async fn tilejson(State(tiles): S, Path(file): Path<String>, headers: HeaderMap) -> Result<Json<Value>> {
+pub(crate) async fn tilejson(
+    State(tiles): S,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
     let name = file.strip_suffix(".json").ok_or_else(|| TilesError::UnknownLayer(file.clone()))?;
     let layer = Layer::from_str(name)?;
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
@@ -148,7 +149,11 @@ pub(crate) async fn tilejson(State(tiles): S, Path(file): Path<String>, headers:
 #[utoipa::path(get, path = "/v1/frames/{id}.jpg", params(("id" = String, Path)),
     responses((status = 200, description = "JPEG", content_type = "image/jpeg"),
               (status = 304, description = "unchanged"), (status = 404, body = ErrorBody)))]
-pub(crate) async fn frame_jpeg(State(tiles): S, Path(file): Path<String>, headers: HeaderMap) -> Result<Response> {
+pub(crate) async fn frame_jpeg(
+    State(tiles): S,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
     let id = file.strip_suffix(".jpg").ok_or_else(|| TilesError::FrameNotFound(file.clone()))?;
     let bytes = tiles.frame_jpeg(id).await?;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..12]));
