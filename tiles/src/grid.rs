@@ -147,7 +147,7 @@ mod tests {
         let w = World::from_lat_lon(37.7749, -122.4194);
         let key = w.key();
         // z16 tile of San Francisco city hall (from any slippy-map calculator).
-        let t = TileId::new(16, 10482, 25326).expect("tile");
+        let t = TileId::new(16, 10482, 25331).expect("tile");
         let (a, b) = key_range(t.z, t.x, t.y);
         assert!((a..b).contains(&key));
         let (pa, pb) = key_range(15, t.x / 2, t.y / 2);

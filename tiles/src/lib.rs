@@ -61,12 +61,34 @@ impl Default for TilesConfig {
     }
 }
 
-/// A rendered tile: raw and gzip bytes under one strong ETag.
+/// A rendered tile under one strong ETag (of the raw bytes); gzip is made on first demand.
 #[derive(Debug)]
 pub struct EncodedTile {
     pub raw: Bytes,
-    pub gzip: Bytes,
+    gzip: std::sync::OnceLock<Bytes>,
     pub etag: String,
+}
+
+impl EncodedTile {
+    fn new(raw: Vec<u8>) -> Self {
+        // xxh3-128 of the content: a tile that did not change keeps its ETag across snapshots.
+        let etag = format!("\"{:032x}\"", twox_hash::XxHash3_128::oneshot(&raw));
+        Self { raw: raw.into(), gzip: std::sync::OnceLock::new(), etag }
+    }
+
+    /// The gzip encoding (computed once, then kept with the tile).
+    pub fn gzip(&self) -> Result<Bytes> {
+        if let Some(g) = self.gzip.get() {
+            return Ok(g.clone());
+        }
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(self.raw.len() / 2),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&self.raw)?;
+        let bytes = Bytes::from(gz.finish()?);
+        Ok(self.gzip.get_or_init(|| bytes).clone())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,7 +104,8 @@ struct ByBytes;
 impl quick_cache::Weighter<CacheKey, Option<Arc<EncodedTile>>> for ByBytes {
     fn weight(&self, _k: &CacheKey, v: &Option<Arc<EncodedTile>>) -> u64 {
         // Empty tiles are cached too (204 is the common answer at the edges of the data).
-        64 + v.as_ref().map_or(0, |t| (t.raw.len() + t.gzip.len()) as u64)
+        // gzip, when made, is about half the raw size more.
+        64 + v.as_ref().map_or(0, |t| (t.raw.len() + t.raw.len() / 2) as u64)
     }
 }
 
@@ -254,15 +277,9 @@ impl Tiles {
     }
 }
 
-/// Renders and compresses one tile.
+/// Renders one tile.
 fn encode(snap: &Snapshot, layer: Layer, tile: TileId) -> Result<Option<Arc<EncodedTile>>> {
-    let Some(raw) = render::render(snap, layer, tile)? else { return Ok(None) };
-    let mut gz =
-        flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 2), flate2::Compression::fast());
-    gz.write_all(&raw)?;
-    let gzip = gz.finish()?;
-    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&raw)[..12]));
-    Ok(Some(Arc::new(EncodedTile { raw: raw.into(), gzip: gzip.into(), etag })))
+    Ok(render::render(snap, layer, tile)?.map(|raw| Arc::new(EncodedTile::new(raw))))
 }
 
 /// Checks the tables every `refresh_s` and swaps in a new snapshot when they changed.

@@ -132,32 +132,44 @@ fn seconds(ms: i64) -> u64 {
 fn coverage(s: &Snapshot, t: TileId, mut out: mvt::Layer) -> Result<mvt::Layer> {
     let res = resolution_for_zoom(t.z);
     let Some(level) = s.level(res) else { return Ok(out) };
+    let (scale, extent) = (t.scale(), f64::from(EXTENT));
+    // A centre farther than this outside the buffer cannot reach into it.
+    let reach = BUFFER + level.max_radius * scale * extent;
+    let (lo, hi) = (-reach, extent + reach);
+    let mut cell_id = String::with_capacity(16);
+    let mut ring: Vec<(f64, f64)> = Vec::with_capacity(10);
     for i in in_neighbourhood(&level.cells, |c| c.key, t) {
         let c = &level.cells[i];
-        // H3 rings run counter-clockwise on the map. MVT 2.1 wants exterior rings with positive
-        // surveyor's area in tile coordinates (y down), which is clockwise on the map: reverse.
-        let ring: Vec<(f64, f64)> = c
-            .cell
-            .boundary()
-            .iter()
-            .rev()
-            .map(|ll| t.local(World::from_lat_lon(ll.lat(), ll.lng())))
-            .collect();
-        let (x0, x1) = ring.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-        let (y0, y1) = ring.iter().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-        let (lo, hi) = (-BUFFER, f64::from(EXTENT) + BUFFER);
-        if x1 < lo || x0 > hi || y1 < lo || y0 > hi {
+        let (cx, cy) = t.local(c.centre);
+        if cx < lo || cx > hi || cy < lo || cy > hi {
+            continue;
+        }
+        ring.clear();
+        ring.extend(
+            level
+                .ring(i)
+                .iter()
+                .map(|v| (cx + f64::from(v[0]) * scale * extent, cy + f64::from(v[1]) * scale * extent)),
+        );
+        // A hexagon wholly outside the buffer would clamp to a flat ring on its edge.
+        let (bx0, bx1, by0, by1) = ring.iter().fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |b, p| {
+            (b.0.min(p.0), b.1.max(p.0), b.2.min(p.1), b.3.max(p.1))
+        });
+        if bx1 < -BUFFER || bx0 > extent + BUFFER || by1 < -BUFFER || by0 > extent + BUFFER {
             continue;
         }
         let mut g = GeomEncoder::new(GeomType::Polygon);
-        for p in ring {
+        for &p in &ring {
             let (x, y) = clamp(p);
             g.add_point(x, y)?;
         }
         let Ok(geom) = g.encode() else { continue };
         let mut f = out.into_feature(geom);
         f.set_id(u64::from(c.cell));
-        f.add_tag_string("h3", &c.cell.to_string());
+        cell_id.clear();
+        std::fmt::Write::write_fmt(&mut cell_id, format_args!("{}", c.cell)).ok();
+        // The id is the cell too, but a JavaScript number cannot hold a 64-bit H3 index.
+        f.add_tag_string("h3", &cell_id);
         f.add_tag_uint("res", u64::from(u8::from(res)));
         f.add_tag_double("freshness", (c.freshness * 1000.0).round() / 1000.0);
         f.add_tag_uint("last_captured", seconds(c.last_captured_ms));

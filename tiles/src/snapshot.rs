@@ -19,6 +19,8 @@ pub struct Cell {
     pub cell: CellIndex,
     /// Morton key of the cell centre.
     pub key: u64,
+    /// The centre in normalized Web Mercator.
+    pub centre: World,
     /// Mean freshness multiplier of the covered res-12 children, in [0, 1].
     pub freshness: f64,
     pub last_captured_ms: i64,
@@ -73,6 +75,60 @@ pub struct MapFeature {
 #[derive(Debug, Default)]
 pub struct Level {
     pub cells: Vec<Cell>,
+    /// `rings[ring_start[i]..ring_start[i + 1]]` is cell i's boundary, clockwise on the map (what
+    /// MVT wants of an exterior ring), as offsets from its centre in world units. Computed once
+    /// per snapshot: H3's boundary math costs more than encoding the tile.
+    pub ring_start: Vec<u32>,
+    pub rings: Vec<[f32; 2]>,
+    /// The largest vertex offset of any cell, world units: how far outside a tile a centre can
+    /// lie while its hexagon still reaches in.
+    pub max_radius: f64,
+}
+
+impl Level {
+    fn new(cells: Vec<Cell>) -> Self {
+        // Boundaries on every core: a million cells take a few seconds on one.
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).max(1);
+        let chunk = cells.len().div_ceil(threads).max(1);
+        let parts: Vec<Vec<Vec<[f32; 2]>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = cells
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(ring_offsets).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let mut ring_start = Vec::with_capacity(cells.len() + 1);
+        let mut rings = Vec::with_capacity(cells.len() * 6);
+        let mut max_radius = 0.0f64;
+        for ring in parts.into_iter().flatten() {
+            ring_start.push(u32::try_from(rings.len()).unwrap_or(u32::MAX));
+            for v in &ring {
+                max_radius = max_radius.max(f64::from(v[0].abs()).max(f64::from(v[1].abs())));
+            }
+            rings.extend(ring);
+        }
+        ring_start.push(u32::try_from(rings.len()).unwrap_or(u32::MAX));
+        Self { cells, ring_start, rings, max_radius }
+    }
+
+    /// Cell i's boundary offsets.
+    pub fn ring(&self, i: usize) -> &[[f32; 2]] {
+        let (a, b) = (self.ring_start[i] as usize, self.ring_start[i + 1] as usize);
+        &self.rings[a..b]
+    }
+}
+
+/// A cell's boundary as offsets from its centre, reversed: H3 rings run counter-clockwise on the map.
+fn ring_offsets(c: &Cell) -> Vec<[f32; 2]> {
+    c.cell
+        .boundary()
+        .iter()
+        .rev()
+        .map(|ll| {
+            let w = World::from_lat_lon(ll.lat(), ll.lng());
+            [(w.x - c.centre.x) as f32, (w.y - c.centre.y) as f32]
+        })
+        .collect()
 }
 
 /// A coverage row reduced to what tiles need.
@@ -418,6 +474,7 @@ fn coverage_levels(
             cells.push(Cell {
                 cell: parent,
                 key: centre.key(),
+                centre,
                 freshness: group.iter().map(|f| f.freshness).sum::<f64>() / group.len() as f64,
                 last_captured_ms: group.iter().map(|f| f.last).max().unwrap_or(0),
                 frames: group.iter().map(|f| f.frames).sum(),
@@ -427,7 +484,7 @@ fn coverage_levels(
             j = end.max(j + 1);
         }
         cells.sort_unstable_by_key(|c| (c.key, u64::from(c.cell)));
-        levels[usize::from(u8::from(res))] = Level { cells };
+        levels[usize::from(u8::from(res))] = Level::new(cells);
     }
     levels
 }

@@ -98,7 +98,7 @@ pub(crate) async fn tile(
     if not_modified(&headers, &etag) {
         return Ok(with_headers(StatusCode::NOT_MODIFIED.into_response(), &common));
     }
-    let body = if gzip { t.gzip.clone() } else { t.raw.clone() };
+    let body = if gzip { t.gzip()? } else { t.raw.clone() };
     let mut resp = with_headers((StatusCode::OK, Body::from(body)).into_response(), &common);
     resp = with_headers(resp, &[(header::CONTENT_TYPE, MVT_TYPE)]);
     if gzip {
