@@ -30,20 +30,7 @@ const REPS: usize = 5;
 /// 2026-01-05, a Monday.
 const START_MS: i64 = 1_767_571_200_000;
 
-/// Tiny deterministic PRNG (splitmix64) so the lake is the same on every machine.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use roadhex_schemas::rng::SplitMix64 as Rng;
 
 /// One synthetic frame: everything the generic column builder needs.
 struct Row {

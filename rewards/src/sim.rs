@@ -48,25 +48,7 @@ pub struct SimReport {
     pub proofs_verified: bool,
 }
 
-/// splitmix64: small, fast and fixed forever (the report must not change with a crate upgrade).
-#[derive(Debug)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + i64::try_from(self.below(u64::try_from(hi - lo).unwrap_or(1))).unwrap_or(0)
-    }
-}
+use roadhex_schemas::rng::SplitMix64 as Rng;
 
 /// A walk along the grid's streets: `n` positions `FRAME_SPACING_M` apart, from `t0`.
 fn drive(rng: &mut Rng, origin: (f64, f64), t0: i64, n: usize) -> Vec<(i64, f64, f64)> {
@@ -126,7 +108,7 @@ impl Fleet {
                 .iter()
                 .map(|&(t_ms, lat, lon)| {
                     let quality = if self.rng.below(25) == 0 { "blurred" } else { "ok" };
-                    SynthFrame { t_ms, lat, lon, phash: self.rng.next(), quality }
+                    SynthFrame { t_ms, lat, lon, phash: self.rng.next_u64(), quality }
                 })
                 .collect();
             let end = chunk.last().map_or(0, |p| p.0);

@@ -200,6 +200,15 @@ fn rfc3339(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339()
 }
 
+/// A GeoJSON point Feature; around a point, its distance joins the properties.
+fn point_feature(region: &Region, id: &str, lat: f64, lon: f64, mut props: Value) -> Value {
+    if let Some(d) = region.distance_m(lat, lon) {
+        props["distance_m"] = json!((d * 100.0).round() / 100.0);
+    }
+    json!({ "type": "Feature", "id": id,
+            "geometry": { "type": "Point", "coordinates": [lon, lat] }, "properties": props })
+}
+
 fn collection(features: Vec<Value>, next: Option<String>) -> Value {
     json!({ "type": "FeatureCollection", "features": features, "next_cursor": next })
 }
@@ -223,7 +232,7 @@ pub fn frames(s: &Snapshot, q: &AreaQuery, max_km2: f64) -> Result<Value> {
         .into_iter()
         .map(|i| {
             let f = &s.frames[i];
-            let mut props = json!({
+            let props = json!({
                 "id": &*f.id,
                 "capture_id": &*s.captures[f.capture as usize],
                 "frame_index": f.index,
@@ -232,11 +241,7 @@ pub fn frames(s: &Snapshot, q: &AreaQuery, max_km2: f64) -> Result<Value> {
                 "h3_r12": format!("{:x}", f.h3_r12),
                 "url": format!("/v1/frames/{}.jpg", f.id),
             });
-            if let Some(d) = region.distance_m(f.lat, f.lon) {
-                props["distance_m"] = json!((d * 100.0).round() / 100.0);
-            }
-            json!({ "type": "Feature", "id": &*f.id,
-                    "geometry": { "type": "Point", "coordinates": [f.lon, f.lat] }, "properties": props })
+            point_feature(&region, &f.id, f.lat, f.lon, props)
         })
         .collect();
     Ok(collection(features, next))
@@ -260,17 +265,13 @@ pub fn features(s: &Snapshot, q: &AreaQuery, max_km2: f64) -> Result<Value> {
         .into_iter()
         .map(|i| {
             let f = &s.features[i];
-            let mut props = json!({
+            let props = json!({
                 "id": &*f.id, "class": &*f.class,
                 "first_seen": rfc3339(f.first_seen_ms), "last_seen": rfc3339(f.last_seen_ms),
                 "observations": f.observations, "contributors": f.contributors,
                 "confidence": f.confidence, "error_m": f.error_m,
             });
-            if let Some(d) = region.distance_m(f.lat, f.lon) {
-                props["distance_m"] = json!((d * 100.0).round() / 100.0);
-            }
-            json!({ "type": "Feature", "id": &*f.id,
-                    "geometry": { "type": "Point", "coordinates": [f.lon, f.lat] }, "properties": props })
+            point_feature(&region, &f.id, f.lat, f.lon, props)
         })
         .collect();
     Ok(collection(features, next))
