@@ -24,6 +24,7 @@ bench: setup
 	cargo run --profile perf -p roadhex-vision --example anonymize_bench
 	cargo run --profile perf -p roadhex-lake --features sql --example sql_bench
 	cargo run --profile perf -p roadhex-rewards --example rewards_bench
+	cargo run --profile perf -p roadhex-tiles --example tiles_bench
 
 # Every parser fuzz target for FUZZ_SECONDS (default 60) each; not part of `make test`.
 fuzz: setup
