@@ -108,6 +108,20 @@ pub(crate) fn wait_for(
     }
 }
 
+/// Whether `cond` holds within a few seconds. The worker deletes raw objects and acks the queue
+/// item right after it records `published` (so a crash in between is redone), not before.
+fn eventually(cond: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+fn raw_gone(data: &std::path::Path, id: &str) -> bool {
+    eventually(|| !data.join(format!("raw/captures/{id}")).exists())
+}
+
 #[test]
 fn faces_and_plates_are_blurred_and_published() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -124,7 +138,7 @@ fn faces_and_plates_are_blurred_and_published() {
     let id = upload_frames(&server, &key, &images);
     let status = wait_for(&server, &id, &["published", "rejected"], 600, 500);
     assert_eq!(status["state"], "published", "{status}");
-    assert!(!data.join(format!("raw/captures/{id}")).exists(), "raw data must be deleted");
+    assert!(raw_gone(&data, &id), "raw data must be deleted");
 
     for (i, (img, gts)) in composed.iter().enumerate() {
         let f = &status["frames"][i];
@@ -171,8 +185,8 @@ fn vision_killed_mid_capture_finishes_after_restart() {
     let server = Server::start_roles(&data, "ingest,vision", &[]);
     wait_for(&server, &id, &["published"], 600, 200);
     assert_eq!(server.status(&id)["state"], "published");
-    assert!(!data.join(format!("raw/captures/{id}")).exists(), "raw data left behind");
-    assert!(files(&data.join("queue")).is_empty(), "queue still holds the capture");
+    assert!(raw_gone(&data, &id), "raw data left behind");
+    assert!(eventually(|| files(&data.join("queue")).is_empty()), "queue still holds the capture");
     // Redone, not duplicated: one file per table and five published objects.
     for table in ["frames", "detections", "coverage"] {
         assert_eq!(files(&data.join(format!("tables/{table}"))).len(), 1, "{table}");
