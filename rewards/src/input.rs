@@ -2,9 +2,8 @@
 //! tables (through the DataFusion catalog), and revocations from the device registry.
 
 use crate::error::{Result, RewardsError};
-use arrow::array::{ArrayRef, AsArray as _, RecordBatch, StringArray, StringViewArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -111,38 +110,16 @@ async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
-fn col<'a>(b: &'a RecordBatch, name: &'static str) -> Result<&'a ArrayRef> {
-    b.column_by_name(name).ok_or(RewardsError::Schema { table: "query", column: name.to_owned() })
-}
-
-/// A string column as DataFusion returns it (view or plain), read without copying.
-enum Text {
-    Plain(StringArray),
-    View(StringViewArray),
-}
-
-impl Text {
-    fn value(&self, i: usize) -> &str {
-        match self {
-            Self::Plain(a) => a.value(i),
-            Self::View(a) => a.value(i),
-        }
-    }
-}
-
-fn text(b: &RecordBatch, name: &'static str) -> Result<Text> {
-    let a = col(b, name)?;
-    if let Some(v) = a.as_string_view_opt() {
-        return Ok(Text::View(v.clone()));
-    }
-    Ok(Text::Plain(cast(a, &DataType::Utf8)?.as_string::<i32>().clone()))
+/// Column readers shared with the other stages (string views or plain, any width).
+fn text(b: &RecordBatch, name: &'static str) -> Result<roadhex_lake::columns::Text> {
+    Ok(roadhex_lake::columns::text(b, name)?)
 }
 
 fn prim<T: arrow::datatypes::ArrowPrimitiveType>(
     b: &RecordBatch,
     name: &'static str,
 ) -> Result<arrow::array::PrimitiveArray<T>> {
-    Ok(cast(col(b, name)?, &T::DATA_TYPE)?.as_primitive::<T>().clone())
+    Ok(roadhex_lake::columns::prim::<T>(b, name)?)
 }
 
 /// Sorted, deduplicated ids and a lookup from id to index.
