@@ -53,16 +53,10 @@ pub struct CompactionReport {
 /// One round over every table: merge, then collect garbage. Holds the compaction lock; returns an
 /// empty report when another compactor holds it.
 pub async fn run(lake: &Lake, config: &CompactionConfig) -> Result<CompactionReport> {
-    let lock = paths::compaction_lock();
-    if !lake.put_new(&lock, bytes::Bytes::from(std::process::id().to_string())).await? {
-        if !stale(lake, &lock, Duration::from_secs(config.grace_s.max(600))).await? {
-            return Ok(CompactionReport::default());
-        }
-        lake.delete(&lock).await?;
-        if !lake.put_new(&lock, bytes::Bytes::from(std::process::id().to_string())).await? {
-            return Ok(CompactionReport::default());
-        }
+    if !try_lock(lake, Duration::from_secs(config.grace_s.max(600))).await? {
+        return Ok(CompactionReport::default());
     }
+    let lock = paths::compaction_lock();
     let mut report = CompactionReport::default();
     let result = async {
         for table in Table::ALL.into_iter().filter(|t| compactable(*t)) {
@@ -73,6 +67,20 @@ pub async fn run(lake: &Lake, config: &CompactionConfig) -> Result<CompactionRep
     .await;
     lake.delete(&lock).await?;
     result.map(|()| report)
+}
+
+/// Takes the store-wide lock that compaction and row rewrites hold; false when someone else holds
+/// it (a lock older than `stale_after` is taken over: its holder died).
+pub(crate) async fn try_lock(lake: &Lake, stale_after: Duration) -> Result<bool> {
+    let lock = paths::compaction_lock();
+    if lake.put_new(&lock, bytes::Bytes::from(std::process::id().to_string())).await? {
+        return Ok(true);
+    }
+    if !stale(lake, &lock, stale_after).await? {
+        return Ok(false);
+    }
+    lake.delete(&lock).await?;
+    lake.put_new(&lock, bytes::Bytes::from(std::process::id().to_string())).await
 }
 
 /// Tables their owner rewrites whole under fixed keys (the rewards ledger, the features layer) are

@@ -13,7 +13,9 @@ pub mod columns;
 pub mod compact;
 pub mod error;
 pub mod paths;
+pub mod privacy;
 pub mod queue;
+pub mod rewrite;
 #[cfg(feature = "sql")]
 pub mod sql;
 pub mod store;

@@ -11,6 +11,11 @@
 //! registry/challenges/{nonce}.json             pending registration challenge
 //! queue/{queue}/{item}.json                    embedded work-queue items
 //! frames/{capture}/{index:04}.jpg                 published (anonymized) frames
+//! frames/{capture}/{index:04}-{version}.jpg       a frame re-blurred by a redaction
+//! registry/zones/{zone}.json                   privacy zone (contributor or network-wide)
+//! registry/contributors/{hash}.json            a contributor's privacy settings
+//! registry/tracks/{device}/{start:020}-{capture}.json  where a capture runs (trip trimming)
+//! state/redactions/{redaction}.json            a redaction request and its current step
 //! tables/{table}/date={YYYY-MM-DD}/part-{key}.parquet
 //! ```
 
@@ -47,6 +52,71 @@ pub fn sha256_of_raw_frame(path: &Path) -> Option<&str> {
 /// A published, anonymized frame.
 pub fn published_frame(capture: &CaptureId, index: usize) -> Path {
     Path::from(format!("frames/{capture}/{index:04}.jpg"))
+}
+
+/// A published frame after a redaction re-blurred it; `version` is the redaction id (hex).
+pub fn redacted_frame(capture: &CaptureId, index: usize, version: &str) -> Path {
+    Path::from(format!("frames/{capture}/{index:04}-{version}.jpg"))
+}
+
+pub fn published_frames_prefix() -> Path {
+    Path::from("frames")
+}
+
+pub fn raw_captures_prefix() -> Path {
+    Path::from("raw/captures")
+}
+
+/// The capture of a raw object path (`raw/captures/{capture}/…`).
+pub fn capture_of_raw(path: &Path) -> Option<CaptureId> {
+    let mut parts = path.parts();
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(a), Some(b), Some(c)) if a.as_ref() == "raw" && b.as_ref() == "captures" => {
+            CaptureId::parse(c.as_ref())
+        }
+        _ => None,
+    }
+}
+
+/// Splits a public frame id into its capture and frame index.
+pub fn parse_frame_id(id: &str) -> Option<(CaptureId, usize)> {
+    let (capture, index) = id.rsplit_once('-')?;
+    if index.len() != 4 || !index.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((CaptureId::parse(capture)?, index.parse().ok()?))
+}
+
+/// `zone` must be 32 lowercase hex digits (the server generates it).
+pub fn zone(zone: &str) -> Path {
+    Path::from(format!("registry/zones/{zone}.json"))
+}
+
+pub fn zones_prefix() -> Path {
+    Path::from("registry/zones")
+}
+
+/// Contributor ids are free text; their path is a hash, so no id can shape a path.
+pub fn contributor_privacy(contributor: &str) -> Path {
+    let h = roadhex_schemas::ids::sha256_hex(contributor.as_bytes());
+    Path::from(format!("registry/contributors/{}.json", &h[..32]))
+}
+
+pub fn track(device: &DeviceId, start_ms: i64, capture: &CaptureId) -> Path {
+    Path::from(format!("registry/tracks/{device}/{:020}-{capture}.json", start_ms.max(0)))
+}
+
+pub fn tracks_prefix(device: &DeviceId) -> Path {
+    Path::from(format!("registry/tracks/{device}"))
+}
+
+/// `redaction` must be 32 lowercase hex digits (the server generates it).
+pub fn redaction_state(redaction: &str) -> Path {
+    Path::from(format!("state/redactions/{redaction}.json"))
+}
+
+pub fn redaction_states_prefix() -> Path {
+    Path::from("state/redactions")
 }
 
 /// Public id of a published frame (stable across re-runs).
@@ -135,5 +205,9 @@ mod tests {
         );
         let d = DeviceId::from_public_key(&[0; 32]);
         assert!(sequence_claim(&d, 7).as_ref().ends_with("/00000000000000000007"));
+        assert_eq!(parse_frame_id(&frame_id(&c, 12)), Some((c.clone(), 12)));
+        assert_eq!(parse_frame_id("nope-0001"), None);
+        assert_eq!(capture_of_raw(&raw_frame(&c, "ab")), Some(c.clone()));
+        assert!(!contributor_privacy("../x").as_ref().contains(".."));
     }
 }

@@ -34,6 +34,9 @@ pub trait WorkQueue: Send + Sync + Debug {
     async fn ack(&self, lease: &Lease) -> Result<()>;
     /// Gives an item back for immediate redelivery.
     async fn release(&self, lease: &Lease) -> Result<()>;
+    /// Gives an item back to be claimed again after `delay`, without counting it as an attempt
+    /// (the worker is waiting for something, not failing).
+    async fn defer(&self, lease: &Lease, delay: Duration) -> Result<()>;
     /// Ids currently queued or leased, oldest first.
     async fn items(&self) -> Result<Vec<String>>;
 }
@@ -191,6 +194,27 @@ impl WorkQueue for EmbeddedQueue {
         Ok(())
     }
 
+    async fn defer(&self, lease: &Lease, delay: Duration) -> Result<()> {
+        let mut items = self.items.lock().await;
+        let Some(item) = items.get_mut(&lease.id) else {
+            return Err(LakeError::LeaseLost(lease.id.clone()));
+        };
+        if item.lease.as_ref().is_none_or(|l| l.token != lease.token) {
+            return Err(LakeError::LeaseLost(lease.id.clone()));
+        }
+        let mut updated = item.clone();
+        updated.attempts = updated.attempts.saturating_sub(1);
+        // A lease nobody holds: the item becomes claimable when it runs out.
+        updated.lease = Some(ItemLease {
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            worker: String::new(),
+            until: Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        });
+        self.lake.put_json(&paths::queue_item(&self.name, &lease.id), &updated).await?;
+        *item = updated;
+        Ok(())
+    }
+
     async fn items(&self) -> Result<Vec<String>> {
         let items = self.items.lock().await;
         let mut v: Vec<_> = items.values().collect();
@@ -224,7 +248,15 @@ mod tests {
         let q = EmbeddedQueue::open(lake, "vision").await.expect("reopen");
         assert_eq!(q.items().await.expect("items"), vec!["b".to_owned()]);
         let l = q.claim_wait("w", Duration::from_secs(5), Duration::from_secs(1)).await.expect("wait");
-        assert_eq!(l.map(|l| l.id), Some("b".to_owned()));
+        let l = l.expect("b");
+        assert_eq!(l.id, "b");
+        // Deferred: invisible until the delay passes, and not counted as an attempt.
+        q.defer(&l, Duration::from_millis(100)).await.expect("defer");
+        assert!(q.claim("w", Duration::from_secs(5)).await.expect("claim").is_none());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let again = q.claim("w", Duration::from_secs(5)).await.expect("claim").expect("b again");
+        assert_eq!((again.id.as_str(), again.attempt), ("b", 1));
+        q.ack(&again).await.expect("ack");
         assert!(
             q.claim_wait("w", Duration::from_secs(5), Duration::from_millis(50))
                 .await

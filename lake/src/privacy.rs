@@ -1,0 +1,40 @@
+//! The privacy registry in the store: zones, contributors' settings and capture tracks (the rules
+//! themselves are in `roadhex_schemas::privacy`).
+
+use crate::error::Result;
+use crate::paths;
+use crate::store::Lake;
+use roadhex_schemas::privacy::{PrivacySettings, TrackSummary, Zone};
+use roadhex_schemas::{CaptureId, DeviceId};
+
+/// Every registered zone, network-wide and personal, oldest first.
+pub async fn zones(lake: &Lake) -> Result<Vec<Zone>> {
+    let mut out = Vec::new();
+    for path in lake.list(&paths::zones_prefix()).await? {
+        if let Some(z) = lake.get_json::<Zone>(&path).await? {
+            out.push(z);
+        }
+    }
+    out.sort_by(|a, b| (a.created_at, &a.zone_id).cmp(&(b.created_at, &b.zone_id)));
+    Ok(out)
+}
+
+pub async fn settings(lake: &Lake, contributor: &str) -> Result<Option<PrivacySettings>> {
+    lake.get_json(&paths::contributor_privacy(contributor)).await
+}
+
+/// Records where a capture runs (idempotent: the summary derives from the signed manifest).
+pub async fn put_track(lake: &Lake, device: &DeviceId, capture: &CaptureId, t: &TrackSummary) -> Result<()> {
+    lake.put_json(&paths::track(device, t.start_ms, capture), t).await
+}
+
+/// Every recorded capture track of a device.
+pub async fn tracks(lake: &Lake, device: &DeviceId) -> Result<Vec<TrackSummary>> {
+    let mut out = Vec::new();
+    for path in lake.list(&paths::tracks_prefix(device)).await? {
+        if let Some(t) = lake.get_json::<TrackSummary>(&path).await? {
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
