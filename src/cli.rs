@@ -67,6 +67,22 @@ pub(crate) enum Command {
     },
     /// Honest and adversarial fleets through one epoch; reports what each kind earned.
     Simulate(crate::rewards_cmd::SimulateArgs),
+    /// Privacy zones: register, list and delete (signed with a device key, or the operator token
+    /// for network-wide zones).
+    Zones {
+        #[command(subcommand)]
+        cmd: ZonesCmd,
+    },
+    /// Privacy: trip trimming, re-applying zones to published frames, retention purge, audit.
+    Privacy {
+        #[command(subcommand)]
+        cmd: crate::privacy_cmd::PrivacyCmd,
+    },
+    /// Redaction requests: list them, approve (re-blur or withdraw the frame) or reject.
+    Redactions {
+        #[command(subcommand)]
+        cmd: crate::privacy_cmd::RedactionsCmd,
+    },
     /// Register a demo device and upload a demo drive to a running node.
     Demo {
         #[arg(long, env = "ROADHEX_SERVER")]
@@ -96,6 +112,56 @@ pub(crate) enum DeviceCmd {
         #[arg(long)]
         contributor: String,
     },
+}
+
+/// Who signs a zone or privacy request.
+#[derive(Debug, Args)]
+pub(crate) struct Signer {
+    #[arg(long, env = "ROADHEX_SERVER")]
+    pub(crate) server: String,
+    /// Device key file: acts for the device's contributor.
+    #[arg(long, conflicts_with = "operator_token")]
+    pub(crate) key: Option<PathBuf>,
+    /// Operator token: network-wide zones.
+    #[arg(long, env = "ROADHEX_OPERATOR_TOKEN", hide_env_values = true)]
+    pub(crate) operator_token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ZonesCmd {
+    /// Register a circle (--circle LAT,LON,RADIUS_M) or a polygon (--polygon FILE: GeoJSON
+    /// Polygon, Feature or bare rings of [lon, lat]).
+    Add {
+        #[command(flatten)]
+        signer: Signer,
+        #[arg(long, conflicts_with = "polygon", value_parser = parse_circle)]
+        circle: Option<(f64, f64, f64)>,
+        #[arg(long)]
+        polygon: Option<PathBuf>,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// The zones that apply to the device's contributor (all zones for the operator).
+    List {
+        #[command(flatten)]
+        signer: Signer,
+        /// The JSON array `capture build --zones` reads.
+        #[arg(long)]
+        json: bool,
+    },
+    Delete {
+        #[command(flatten)]
+        signer: Signer,
+        zone_id: String,
+    },
+}
+
+fn parse_circle(s: &str) -> Result<(f64, f64, f64), String> {
+    let v: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    match v[..] {
+        [lat, lon, r] => Ok((lat, lon, r)),
+        _ => Err("a circle is LAT,LON,RADIUS_M".into()),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +236,10 @@ pub(crate) struct BuildArgs {
     /// Camera height above the road in metres.
     #[arg(long, default_value_t = 1.4)]
     mount_height: f64,
+    /// Privacy zones file (the JSON `roadhex zones list --json` prints): frames inside are left
+    /// out, so they never leave the car.
+    #[arg(long)]
+    zones: Option<PathBuf>,
     /// Print the build report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -208,6 +278,10 @@ impl BuildArgs {
             mount: self.mount,
             mount_height_m: self.mount_height,
             gates: GateConfig::default(),
+            zones: match &self.zones {
+                Some(path) => roadhex_ingest::client::privacy::read_zones(path)?,
+                None => Vec::new(),
+            },
         })
     }
 }

@@ -8,6 +8,7 @@ use roadhex_lake::compact::CompactionConfig;
 use roadhex_lake::sql::SqlLimits;
 use roadhex_rewards::RewardsConfig;
 use roadhex_schemas::gates::GateConfig;
+use roadhex_schemas::privacy::PrivacyPolicy;
 use roadhex_tiles::TilesConfig;
 use roadhex_vision::anonymize::{EnsembleConfig, Models};
 use roadhex_vision::quality::QualityConfig;
@@ -78,6 +79,47 @@ pub(crate) struct ServeArgs {
     /// Tiles role: cache size, refresh period, query area cap (file only).
     #[arg(skip)]
     pub(crate) tiles: Option<TilesConfig>,
+    /// Trip trimming and raw retention (the flags override the file's `[privacy]` table).
+    #[command(flatten)]
+    #[serde(skip)]
+    pub(crate) policy: PolicyArgs,
+    #[arg(skip)]
+    pub(crate) privacy: Option<PrivacyPolicy>,
+}
+
+/// The operator's privacy policy as flags; serve and the privacy commands share them.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct PolicyArgs {
+    /// Metres trimmed from each end of a drive for contributors who chose nothing. Default: 200
+    #[arg(long, env = "ROADHEX_TRIM_DEFAULT_M")]
+    pub(crate) trim_default_m: Option<f64>,
+    /// Smallest trim distance a contributor may choose. Default: 100
+    #[arg(long, env = "ROADHEX_TRIM_MIN_M")]
+    pub(crate) trim_min_m: Option<f64>,
+    /// Largest trim distance a contributor may choose. Default: 1000
+    #[arg(long, env = "ROADHEX_TRIM_MAX_M")]
+    pub(crate) trim_max_m: Option<f64>,
+    /// Seconds vision waits after a commit for the drive's next capture. Default: 300
+    #[arg(long, env = "ROADHEX_TRIM_SETTLE_S")]
+    pub(crate) trim_settle_s: Option<u64>,
+    /// Hours after which raw uploads are purged whatever their state. Default: 24
+    #[arg(long, env = "ROADHEX_RAW_RETENTION_H")]
+    pub(crate) raw_retention_h: Option<u64>,
+}
+
+impl PolicyArgs {
+    /// The flags over `base` (the file's table or the defaults), validated.
+    pub(crate) fn over(&self, base: PrivacyPolicy) -> anyhow::Result<PrivacyPolicy> {
+        let p = PrivacyPolicy {
+            trim_default_m: self.trim_default_m.unwrap_or(base.trim_default_m),
+            trim_min_m: self.trim_min_m.unwrap_or(base.trim_min_m),
+            trim_max_m: self.trim_max_m.unwrap_or(base.trim_max_m),
+            settle_s: self.trim_settle_s.unwrap_or(base.settle_s),
+            raw_retention_h: self.raw_retention_h.unwrap_or(base.raw_retention_h),
+        };
+        p.validate()?;
+        Ok(p)
+    }
 }
 
 /// A stage this process runs.
@@ -107,6 +149,7 @@ pub(crate) struct Resolved {
     pub(crate) flight_listen: Option<String>,
     pub(crate) rewards: RewardsConfig,
     pub(crate) tiles: TilesConfig,
+    pub(crate) privacy: PrivacyPolicy,
 }
 
 impl ServeArgs {
@@ -128,6 +171,7 @@ impl ServeArgs {
                 format!("file://{}", dir.display())
             }
         };
+        let privacy = self.policy.over(file.privacy.clone().unwrap_or_default())?;
         let defaults = IngestConfig::default();
         let ingest = IngestConfig {
             max_manifest_bytes: self
@@ -141,6 +185,7 @@ impl ServeArgs {
             device_burst: self.device_burst.or(file.device_burst).unwrap_or(defaults.device_burst),
             operator_token: self.operator_token.or(file.operator_token).filter(|t| !t.is_empty()),
             gates: file.gates.unwrap_or(defaults.gates.clone()),
+            privacy: privacy.clone(),
             ..defaults
         };
         let sql_token = self.sql_token.or(file.sql_token).filter(|t| !t.is_empty());
@@ -175,6 +220,7 @@ impl ServeArgs {
             sql_token,
             rewards,
             tiles,
+            privacy,
         })
     }
 }

@@ -89,6 +89,7 @@ fn status(e: LakeError) -> Status {
         | LakeError::Parquet(_)
         | LakeError::Arrow(_)
         | LakeError::LeaseLost(_)
+        | LakeError::LockBusy
         | LakeError::DataFusion(_) => Status::internal(message),
     }
 }

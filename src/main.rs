@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod privacy_cmd;
 #[cfg(feature = "flight-sql")]
 mod flight_sql;
 mod rewards_api;
@@ -180,6 +181,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rewards { cmd } => rewards_cmd::rewards(cmd).await,
+        Command::Zones { cmd } => privacy_cmd::zones(cmd).await,
+        Command::Privacy { cmd } => privacy_cmd::privacy(cmd).await,
+        Command::Redactions { cmd } => privacy_cmd::redactions(cmd).await,
         Command::Simulate(args) => rewards_cmd::simulate(args).await,
         Command::Demo { server, work, shared_data } => {
             let shared = shared_data.filter(|d| d.is_dir());

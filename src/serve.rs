@@ -29,7 +29,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(ensemble),
             cfg.ingest.gates.clone(),
             cfg.quality.clone(),
-        ));
+        )
+        .with_privacy(cfg.privacy.clone()));
         let worker = format!("vision-{}", std::process::id());
         workers.push(tokio::spawn(roadhex_vision::worker::run(
             pipeline,
@@ -37,6 +38,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             worker,
             stop_rx.clone(),
         )));
+        workers.push(tokio::spawn(purge_loop(lake.clone(), cfg.privacy.clone(), stop_rx.clone())));
     }
     if cfg.roles.contains(&Role::Rewards) {
         // Runs every closed epoch (cutoff plus settle time passed) that has no ledger yet.
@@ -84,6 +86,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mount(&mut app, &mut doc, roadhex_tiles::api::router(tiles), roadhex_tiles::api::openapi());
     }
     if cfg.roles.contains(&Role::Ingest) {
+        // Redaction requests are public writes, like uploads; the operator reviews them.
+        mount(
+            &mut app,
+            &mut doc,
+            roadhex_vision::privacy::api::router(lake.clone(), cfg.ingest.operator_token.clone()),
+            roadhex_vision::privacy::api::openapi(),
+        );
         let ingest = Arc::new(Ingest::new(lake.clone(), Arc::clone(&queue), cfg.ingest));
         mount(&mut app, &mut doc, roadhex_ingest::api::router(ingest), roadhex_ingest::api::openapi());
     }
@@ -182,6 +191,25 @@ async fn compact_loop(
             Ok(r) if r.partitions + r.files_deleted > 0 => tracing::info!(?r, "compacted"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "compaction round failed; retrying next round"),
+        }
+    }
+}
+
+/// Purges raw uploads past the retention limit, every ten minutes (and once at start).
+async fn purge_loop(
+    lake: Lake,
+    policy: roadhex_schemas::privacy::PrivacyPolicy,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        match roadhex_vision::privacy::retention::purge(&lake, &policy).await {
+            Ok(r) if r.captures_purged > 0 => tracing::info!(?r, "raw retention purge"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "raw retention purge failed; retrying next round"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+            _ = stop.changed() => return,
         }
     }
 }

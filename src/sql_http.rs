@@ -150,6 +150,7 @@ fn lake_error(e: LakeError) -> Response {
         | E::Parquet(_)
         | E::Arrow(_)
         | E::LeaseLost(_)
+        | E::LockBusy
         | E::DataFusion(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let details = match &e {

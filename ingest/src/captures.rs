@@ -248,6 +248,13 @@ impl Ingest {
         // Table files are keyed by capture id, so a commit retried after a crash rewrites them
         // instead of adding rows twice; the queue ignores an id it already holds.
         tables::write_capture(&self.lake, &loaded, &self.config.gates, now).await?;
+        // Where the capture runs, so trip trimming can place it in its drive (before it is queued).
+        if let (Some(track), Some(device)) = (
+            roadhex_schemas::privacy::summarize(loaded.id.as_str(), &loaded.manifest),
+            roadhex_schemas::DeviceId::parse(&loaded.manifest.device_id),
+        ) {
+            roadhex_lake::privacy::put_track(&self.lake, &device, &loaded.id, &track).await?;
+        }
         self.queue.enqueue(loaded.id.as_str()).await?;
         status.state = CaptureStage::Queued;
         status.committed_at = Some(now);
@@ -336,6 +343,7 @@ fn new_status(l: &Loaded) -> CaptureStatus {
                 reason: g.verdict.as_ref().err().map(|r| gate_reason(index, r)),
             })
             .collect(),
+        table_date: None,
     }
 }
 

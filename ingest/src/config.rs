@@ -2,6 +2,7 @@
 
 use roadhex_schemas::gates::GateConfig;
 use roadhex_schemas::limits::MAX_MANIFEST_BYTES;
+use roadhex_schemas::privacy::PrivacyPolicy;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +21,8 @@ pub struct IngestConfig {
     /// Name of the queue committed captures go to.
     pub queue: String,
     pub gates: GateConfig,
+    /// Trim range contributors choose in, and raw retention.
+    pub privacy: PrivacyPolicy,
 }
 
 impl Default for IngestConfig {
@@ -32,6 +35,7 @@ impl Default for IngestConfig {
             challenge_ttl_s: 300,
             queue: "vision".to_owned(),
             gates: GateConfig::default(),
+            privacy: PrivacyPolicy::default(),
         }
     }
 }

@@ -72,6 +72,16 @@ pub enum IngestError {
     RateLimited { device: String, retry_after_s: u64 },
     #[error("request body is invalid: {0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Zone(#[from] roadhex_schemas::privacy::ZoneError),
+    #[error("signed request time is {skew_s} s from the server clock; the limit is 300 s (check the device clock)")]
+    RequestExpired { skew_s: i64 },
+    #[error("zone {0} does not exist")]
+    ZoneNotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("a contributor may register at most {limit} zones; delete one first")]
+    TooManyZones { limit: usize },
     #[error("storage failed: {0}")]
     Storage(#[from] LakeError),
     // Client-side failures (the reference client shares this crate's error type).
@@ -127,6 +137,11 @@ impl IngestError {
             Self::OperatorDisabled => "operator_disabled",
             Self::RateLimited { .. } => "rate_limited",
             Self::BadRequest(_) => "bad_request",
+            Self::Zone(e) => e.code(),
+            Self::RequestExpired { .. } => "request_expired",
+            Self::ZoneNotFound(_) => "zone_not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::TooManyZones { .. } => "too_many_zones",
             Self::Storage(_) => "storage_error",
             Self::Io { .. } => "io_error",
             Self::Format(e) => e.code(),

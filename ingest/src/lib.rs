@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod formats;
+pub mod privacy;
 mod ratelimit;
 pub mod registry;
 mod tables;

@@ -20,6 +20,8 @@
 //! ```
 
 use object_store::path::Path;
+/// The path type of the store, for callers that hold a key read from a table.
+pub use object_store::path::Path as ObjectPath;
 use roadhex_schemas::tables::{PARTITION_COLUMN, Table};
 use roadhex_schemas::{CaptureId, DeviceId};
 

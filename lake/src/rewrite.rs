@@ -49,15 +49,15 @@ impl TableLock {
     }
 }
 
-/// Applies `edit` to every batch of `table`'s visible files in the partitions `dates`. `edit`
-/// returns `None` to leave a batch alone. Only files with a changed batch are written. Call with
+/// Applies `edit` (partition, batch) to every batch of `table`'s visible files in the partitions
+/// `dates`. `edit` returns `None` to leave a batch alone. Only files with a changed batch are written. Call with
 /// the [`TableLock`] held.
 pub async fn rewrite(
     lake: &Lake,
     _lock: &TableLock,
     table: Table,
     dates: &[String],
-    mut edit: impl FnMut(&RecordBatch) -> Result<Option<RecordBatch>>,
+    mut edit: impl FnMut(&str, &RecordBatch) -> Result<Option<RecordBatch>>,
 ) -> Result<Rewritten> {
     let mut out = Rewritten::default();
     let mut dates = dates.to_vec();
@@ -71,7 +71,7 @@ pub async fn rewrite(
             let (mut batches, mut changed, mut removed) = (Vec::new(), false, 0);
             for batch in reader {
                 let batch = batch?;
-                match edit(&batch)? {
+                match edit(date, &batch)? {
                     Some(new) => {
                         changed = true;
                         removed += batch.num_rows().saturating_sub(new.num_rows());
@@ -88,6 +88,44 @@ pub async fn rewrite(
         }
     }
     Ok(out)
+}
+
+/// The partitions (`YYYY-MM-DD`) a table has files in.
+pub async fn partitions(lake: &Lake, table: Table) -> Result<Vec<String>> {
+    let tag = format!("{PARTITION_COLUMN}=");
+    let mut out: Vec<String> = list_visible(lake.store(), Some(&paths::table_prefix(table)))
+        .await?
+        .iter()
+        .filter_map(|m| m.location.parts().find_map(|p| p.as_ref().strip_prefix(tag.as_str()).map(str::to_owned)))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Reads every visible file of `table` in the partitions `dates` (all when `None`), calling `f`
+/// with each file's partition and batches: for jobs that must see every row without a query
+/// engine (privacy enforcement and audit).
+pub async fn scan(
+    lake: &Lake,
+    table: Table,
+    dates: Option<&[String]>,
+    mut f: impl FnMut(&str, &RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let dates = match dates {
+        Some(d) => d.to_vec(),
+        None => partitions(lake, table).await?,
+    };
+    for date in &dates {
+        let prefix = paths::table_prefix(table).join(format!("{PARTITION_COLUMN}={date}"));
+        for meta in list_visible(lake.store(), Some(&prefix)).await? {
+            let Some(bytes) = lake.get(&meta.location).await? else { continue };
+            for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()? {
+                f(date, &batch?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the rows where `keep` is true; `None` when every row stays.
@@ -134,7 +172,7 @@ mod tests {
         // Compaction cannot start while a rewrite holds the lock.
         let report = crate::compact::run(&lake, &crate::compact::CompactionConfig::default()).await;
         assert_eq!(report.expect("compaction").partitions, 0);
-        let r = rewrite(&lake, &lock, Table::Redactions, std::slice::from_ref(&d), |batch| {
+        let r = rewrite(&lake, &lock, Table::Redactions, std::slice::from_ref(&d), |_, batch| {
             let ids = text(batch, "redaction_id")?;
             let keep: BooleanArray = (0..batch.num_rows()).map(|i| Some(ids.value(i) != "y")).collect();
             filter_rows(batch, &keep)

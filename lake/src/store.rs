@@ -121,6 +121,12 @@ impl Lake {
         Ok(metas.into_iter().map(|m| m.location).collect())
     }
 
+    /// Every object under a prefix with its last-modified time and size.
+    pub async fn list_meta(&self, prefix: &Path) -> Result<Vec<(Path, chrono::DateTime<chrono::Utc>, u64)>> {
+        let metas: Vec<_> = self.store.list(Some(prefix)).try_collect().await?;
+        Ok(metas.into_iter().map(|m| (m.location, m.last_modified, m.size)).collect())
+    }
+
     /// Deletes everything under a prefix.
     pub async fn delete_prefix(&self, prefix: &Path) -> Result<()> {
         for p in self.list(prefix).await? {

@@ -87,9 +87,43 @@ pub fn inspect(bytes: &[u8]) -> Result<JpegInfo, JpegError> {
     Err(JpegError::NoFrameHeader)
 }
 
+/// Markers of metadata segments before the first scan: APP1..APP15 (EXIF, XMP, ICC, maker
+/// notes…) and COM. APP0 (JFIF) carries only the pixel aspect and is not metadata.
+pub fn metadata_markers(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 2;
+    while i + 4 <= bytes.len() && bytes[i] == 0xFF {
+        let marker = bytes[i + 1];
+        match marker {
+            0xFF => {
+                i += 1;
+                continue;
+            }
+            0x01 | 0xD0..=0xD7 => {
+                i += 2;
+                continue;
+            }
+            0xDA | 0xD9 => break,
+            0xE1..=0xEF | 0xFE => out.push(marker),
+            _ => {}
+        }
+        i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_metadata_segments() {
+        let mut v = jpeg(64, 64);
+        assert!(metadata_markers(&v).is_empty(), "JFIF alone is not metadata");
+        let exif = [0xFF, 0xE1, 0x00, 0x06, b'E', b'x', b'i', b'f'];
+        v.splice(2..2, exif);
+        assert_eq!(metadata_markers(&v), vec![0xE1]);
+    }
 
     fn jpeg(width: u16, height: u16) -> Vec<u8> {
         let mut v = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, b'J', b'F'];

@@ -46,6 +46,17 @@ pub fn registration_message(nonce: &str, contributor_id: &str) -> Vec<u8> {
     format!("roadhex-register-v1\n{nonce}\n{contributor_id}").into_bytes()
 }
 
+/// Header with the unix time (seconds) a signed request was made at.
+pub const TIME_HEADER: &str = "x-roadhex-time";
+/// How far a signed request's time may be from the server's clock.
+pub const REQUEST_SKEW_S: i64 = 300;
+
+/// What a device signs to make an API request on its contributor's behalf (privacy zones and
+/// settings): method, path, time and the body's hash, so a signature fits only that request.
+pub fn request_message(method: &str, path: &str, unix_s: i64, body: &[u8]) -> Vec<u8> {
+    format!("roadhex-request-v1\n{method}\n{path}\n{unix_s}\n{}", crate::ids::sha256_hex(body)).into_bytes()
+}
+
 /// Parses a hex public key and refuses weak keys.
 pub fn parse_public_key(hex_key: &str) -> Result<VerifyingKey, SignatureError> {
     let bytes: [u8; 32] = hex::decode(hex_key.trim())

@@ -33,6 +33,8 @@ pub enum FrameStage {
     Published,
     /// Refused after upload; see `reason`.
     Rejected,
+    /// Was published, then withdrawn by a privacy zone or a redaction; see `reason`.
+    Withdrawn,
 }
 
 /// A reason: stable code plus a message for people.
@@ -70,4 +72,7 @@ pub struct CaptureStatus {
     pub updated_at: DateTime<Utc>,
     /// One entry per manifest frame, in manifest order.
     pub frames: Vec<FrameStatus>,
+    /// Partition (`YYYY-MM-DD`) of the capture's table rows, once published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_date: Option<String>,
 }

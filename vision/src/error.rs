@@ -19,6 +19,18 @@ pub enum VisionError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("a worker thread failed: {0}")]
     Join(String),
+    #[error("frame {0} is not published")]
+    FrameNotFound(String),
+    #[error("redaction {0} does not exist")]
+    RedactionNotFound(String),
+    #[error("redaction request is invalid: {0}")]
+    RedactionInvalid(String),
+    #[error("redaction {id} was already {step}; it cannot change now")]
+    RedactionDecided { id: String, step: String },
+    #[error("this operation needs the operator token (Authorization: Bearer …)")]
+    Unauthorized,
+    #[error("operator operations are disabled: the server has no operator token configured")]
+    OperatorDisabled,
 }
 
 impl VisionError {
@@ -31,6 +43,12 @@ impl VisionError {
             Self::Manifest { .. } => "manifest_invalid",
             Self::Arrow(_) => "table_error",
             Self::Join(_) => "worker_failed",
+            Self::FrameNotFound(_) => "frame_not_found",
+            Self::RedactionNotFound(_) => "redaction_not_found",
+            Self::RedactionInvalid(_) => "redaction_invalid",
+            Self::RedactionDecided { .. } => "redaction_decided",
+            Self::Unauthorized => "unauthorized",
+            Self::OperatorDisabled => "operator_disabled",
         }
     }
 }

@@ -6,9 +6,10 @@ pub mod anonymize;
 pub mod error;
 pub mod pipeline;
 pub mod place;
+pub mod privacy;
 pub mod quality;
 mod tables;
 pub mod worker;
 
 pub use error::{Result, VisionError};
-pub use pipeline::Pipeline;
+pub use pipeline::{Pipeline, Progress};

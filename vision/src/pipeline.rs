@@ -18,7 +18,10 @@ use roadhex_lake::{Lake, paths};
 use roadhex_schemas::gates::{GateConfig, evaluate_frames};
 use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, Reason};
 use roadhex_schemas::{CaptureId, CaptureManifest};
+use roadhex_schemas::privacy::PrivacyPolicy;
 use std::sync::Arc;
+use std::time::Duration;
+use crate::privacy;
 
 /// JPEG quality of published frames.
 pub const PUBLISH_QUALITY: i32 = 90;
@@ -52,11 +55,25 @@ pub struct Pipeline {
     pub(crate) ensemble: Arc<Ensemble>,
     pub(crate) gates: GateConfig,
     pub(crate) quality: QualityConfig,
+    pub(crate) privacy: PrivacyPolicy,
+}
+
+/// Where a capture stands after a call to [`Pipeline::process`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    Finished(CaptureStage),
+    /// Trip trimming needs to know whether the drive goes on; ask again after this long.
+    WaitForDrive(Duration),
 }
 
 impl Pipeline {
     pub fn new(lake: Lake, ensemble: Arc<Ensemble>, gates: GateConfig, quality: QualityConfig) -> Self {
-        Self { lake, ensemble, gates, quality }
+        Self { lake, ensemble, gates, quality, privacy: PrivacyPolicy::default() }
+    }
+
+    pub fn with_privacy(mut self, privacy: PrivacyPolicy) -> Self {
+        self.privacy = privacy;
+        self
     }
 
     pub fn lake(&self) -> &Lake {
@@ -64,7 +81,7 @@ impl Pipeline {
     }
 
     /// Processes a capture to its end state. Safe to call again for the same capture.
-    pub async fn process(&self, capture: &str) -> Result<CaptureStage> {
+    pub async fn process(&self, capture: &str) -> Result<Progress> {
         let id = CaptureId::parse(capture).ok_or_else(|| VisionError::RawMissing(capture.to_owned()))?;
         let mut status: CaptureStatus = self
             .lake
@@ -74,7 +91,7 @@ impl Pipeline {
         if matches!(status.state, CaptureStage::Published | CaptureStage::Rejected) {
             // Finished before a crash: only the raw cleanup may be left.
             self.lake.delete_prefix(&paths::raw_capture_prefix(&id)).await?;
-            return Ok(status.state);
+            return Ok(Progress::Finished(status.state));
         }
         let raw = self
             .lake
@@ -83,18 +100,36 @@ impl Pipeline {
             .ok_or_else(|| VisionError::RawMissing(capture.to_owned()))?;
         let manifest = CaptureManifest::parse(&raw)
             .map_err(|e| VisionError::Manifest { capture: capture.to_owned(), reason: e.to_string() })?;
+        let private = match privacy::check(&self.lake, &self.privacy, &id, &manifest, &status).await? {
+            Ok(private) => private,
+            Err(wait) => return Ok(Progress::WaitForDrive(wait)),
+        };
         status.state = CaptureStage::Processing;
         status.updated_at = Utc::now();
         self.lake.put_json(&paths::capture_state(&id), &status).await?;
 
         let times: Vec<i64> = manifest.frames.iter().map(|f| f.t_ms).collect();
         let gates = evaluate_frames(&self.gates, &manifest.telemetry, &times);
-        let valid: Vec<usize> =
-            gates.iter().enumerate().filter(|(_, g)| g.verdict.is_ok()).map(|(i, _)| i).collect();
+        // Frames in a privacy zone or a trimmed stretch are dropped before anyone looks at them.
+        for (i, reason) in private.iter().enumerate() {
+            if let (Some(reason), Some(f)) = (reason, status.frames.get_mut(i))
+                && f.state == FrameStage::Received
+            {
+                f.state = FrameStage::Dropped;
+                f.reason = Some(reason.clone());
+            }
+        }
+        let valid: Vec<usize> = gates
+            .iter()
+            .enumerate()
+            .filter(|(i, g)| g.verdict.is_ok() && private.get(*i).is_none_or(Option::is_none))
+            .map(|(i, _)| i)
+            .collect();
         let placed = place_frames(&manifest, &valid);
         let outcomes = self.frames(&id, &manifest, placed).await?;
         let published: Vec<Placed> =
             outcomes.iter().filter(|o| o.published_bytes.is_some()).map(|o| o.placed).collect();
+        status.table_date = Some(tables::date_of(&manifest));
         let processed = Processed {
             coverage: coverage(&published),
             id: id.clone(),
@@ -106,7 +141,7 @@ impl Pipeline {
         tables::write(&self.lake, &processed).await?;
         self.lake.put_json(&paths::capture_state(&id), &processed.status).await?;
         self.lake.delete_prefix(&paths::raw_capture_prefix(&id)).await?;
-        Ok(processed.status.state)
+        Ok(Progress::Finished(processed.status.state))
     }
 
     /// Quality pass on every placed frame, then anonymize and publish the ones that passed.
@@ -195,7 +230,7 @@ fn anonymize_chunk(
     Ok(out)
 }
 
-fn encode(bgr: &Mat) -> Result<Vec<u8>> {
+pub(crate) fn encode(bgr: &Mat) -> Result<Vec<u8>> {
     let mut buf = Vector::<u8>::new();
     let params = Vector::<i32>::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, PUBLISH_QUALITY]);
     imgcodecs::imencode(".jpg", bgr, &mut buf, &params)?;
@@ -243,7 +278,7 @@ fn finish_status(
     if !any {
         status.reasons.push(Reason {
             code: "no_frame_published".into(),
-            message: "no frame passed the quality gates".into(),
+            message: "no frame was published (see the frames' reasons)".into(),
             frame: None,
         });
     }

@@ -36,8 +36,13 @@ fn f64s(v: impl IntoIterator<Item = f64>) -> ArrayRef {
     Arc::new(Float64Array::from_iter_values(v))
 }
 
+/// The partition a capture's rows go to.
+pub(crate) fn date_of(m: &roadhex_schemas::CaptureManifest) -> String {
+    partition_date(m.frames.first().map_or(0, |f| f.t_ms))
+}
+
 pub(crate) async fn write(lake: &Lake, p: &Processed) -> Result<()> {
-    let date = partition_date(p.manifest.frames.first().map_or(0, |f| f.t_ms));
+    let date = date_of(&p.manifest);
     let key = format!("capture-{}", p.id);
     append(lake, Table::Frames, &date, &key, &[frames(p)?]).await?;
     append(lake, Table::Detections, &date, &key, &[detections(p)?]).await?;
@@ -95,6 +100,7 @@ fn detections(p: &Processed) -> Result<RecordBatch> {
         text(rows.iter().map(|(_, d)| match d.kind {
             Kind::Face => "face",
             Kind::Plate => "plate",
+            Kind::Region => "region",
         })),
         Arc::new(StringArray::from(vec![None::<&str>; n])),
         Arc::new(Float32Array::from_iter_values(rows.iter().map(|(_, d)| d.score))),
@@ -109,24 +115,41 @@ fn detections(p: &Processed) -> Result<RecordBatch> {
 }
 
 fn coverage(p: &Processed) -> Result<RecordBatch> {
-    let cells = &p.coverage;
+    let owner = Owner {
+        capture: &p.id,
+        mount: p.manifest.camera.mount.as_str(),
+        device: &p.manifest.device_id,
+        contributor: &p.status.contributor_id,
+    };
+    coverage_batch(&p.coverage, &owner)
+}
+
+/// Whose coverage rows these are.
+pub(crate) struct Owner<'a> {
+    pub(crate) capture: &'a roadhex_schemas::CaptureId,
+    pub(crate) mount: &'a str,
+    pub(crate) device: &'a str,
+    pub(crate) contributor: &'a str,
+}
+
+/// Coverage rows of one capture's cells.
+pub(crate) fn coverage_batch(cells: &[crate::place::CoveredCell], o: &Owner<'_>) -> Result<RecordBatch> {
     let n = cells.len();
     let cols4: Vec<[u64; 4]> = cells.iter().map(|c| cell_columns(c.cell)).collect();
     let centers: Vec<(f64, f64)> = cells.iter().map(|c| cell_center(c.cell)).collect();
-    let m = &p.manifest;
     let cols: Vec<ArrayRef> = vec![
         u64s(cols4.iter().map(|c| c[0])),
         u64s(cols4.iter().map(|c| c[1])),
         u64s(cols4.iter().map(|c| c[2])),
         u64s(cols4.iter().map(|c| c[3])),
-        text(std::iter::repeat_n(m.camera.mount.as_str(), n)),
+        text(std::iter::repeat_n(o.mount, n)),
         Arc::new(StringArray::from(
-            cells.iter().map(|c| c.first_frame.map(|i| paths::frame_id(&p.id, i))).collect::<Vec<_>>(),
+            cells.iter().map(|c| c.first_frame.map(|i| paths::frame_id(o.capture, i))).collect::<Vec<_>>(),
         )),
         u32s(cells.iter().map(|c| c.frame_count)),
-        text(std::iter::repeat_n(p.id.as_str(), n)),
-        text(std::iter::repeat_n(m.device_id.as_str(), n)),
-        text(std::iter::repeat_n(p.status.contributor_id.as_str(), n)),
+        text(std::iter::repeat_n(o.capture.as_str(), n)),
+        text(std::iter::repeat_n(o.device, n)),
+        text(std::iter::repeat_n(o.contributor, n)),
         ts(cells.iter().map(|c| c.first_t_ms).collect()),
         f64s(centers.iter().map(|c| c.0)),
         f64s(centers.iter().map(|c| c.1)),

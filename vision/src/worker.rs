@@ -1,6 +1,6 @@
 //! The vision worker: claims captures from the work queue and runs the pipeline on each.
 
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Progress};
 use chrono::Utc;
 use roadhex_lake::{Lake, WorkQueue, paths};
 use roadhex_schemas::CaptureId;
@@ -31,7 +31,13 @@ pub async fn run(
             }
         };
         match pipeline.process(&lease.id).await {
-            Ok(stage) => {
+            Ok(Progress::WaitForDrive(wait)) => {
+                tracing::info!(capture = %lease.id, wait_s = wait.as_secs(), "waiting to see whether the drive goes on");
+                if let Err(e) = queue.defer(&lease, wait).await {
+                    tracing::error!(capture = %lease.id, error = %e, "defer failed; the lease will expire");
+                }
+            }
+            Ok(Progress::Finished(stage)) => {
                 tracing::info!(capture = %lease.id, ?stage, "capture processed");
                 if let Err(e) = queue.ack(&lease).await {
                     tracing::error!(capture = %lease.id, error = %e, "ack failed; the capture will be redone");

@@ -31,9 +31,13 @@ pub(crate) fn status_of(e: &IngestError) -> StatusCode {
         E::Manifest(_) | E::NoValidFrames { .. } | E::DeviceMismatch { .. } => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
-        E::UnknownDevice(_) | E::Signature(_) | E::Unauthorized => StatusCode::UNAUTHORIZED,
-        E::DeviceRevoked(_) | E::OperatorDisabled => StatusCode::FORBIDDEN,
-        E::CaptureNotFound(_) | E::FrameNotInManifest(_) => StatusCode::NOT_FOUND,
+        E::UnknownDevice(_) | E::Signature(_) | E::Unauthorized | E::RequestExpired { .. } => {
+            StatusCode::UNAUTHORIZED
+        }
+        E::DeviceRevoked(_) | E::OperatorDisabled | E::Forbidden(_) => StatusCode::FORBIDDEN,
+        E::CaptureNotFound(_) | E::FrameNotInManifest(_) | E::ZoneNotFound(_) => StatusCode::NOT_FOUND,
+        E::Zone(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        E::TooManyZones { .. } => StatusCode::CONFLICT,
         E::SequenceReplayed { .. }
         | E::SequenceNotIncreasing { .. }
         | E::FrameDropped { .. }

@@ -8,7 +8,7 @@ pub use error::ErrorBody;
 use crate::Ingest;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use std::sync::Arc;
 use utoipa::OpenApi as _;
 
@@ -33,6 +33,9 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .route("/v1/captures/{id}", get(routes::status))
         .route("/v1/captures/{id}/frames/{sha256}", put(routes::put_frame))
         .route("/v1/captures/{id}/commit", post(routes::commit))
+        .route("/v1/zones", post(routes::add_zone).get(routes::list_zones))
+        .route("/v1/zones/{id}", delete(routes::delete_zone))
+        .route("/v1/contributors/{id}/privacy", get(routes::get_privacy).put(routes::put_privacy))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .with_state(ingest)
 }

@@ -4,7 +4,11 @@ use super::error::ErrorBody;
 use super::{DEVICE_HEADER, SIGNATURE_HEADER};
 use crate::error::{IngestError, Result};
 use crate::registry::{Challenge, DeviceRecord, Registration};
+use crate::privacy::{PrivacyRequest, PrivacyView, RequestAuth, ZoneRequest};
 use crate::{FrameStored, Ingest, Opened};
+use axum::http::{Method, Uri};
+use roadhex_schemas::privacy::{Zone, ZoneShape};
+use roadhex_schemas::signing::TIME_HEADER;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -23,8 +27,14 @@ type S = State<Arc<Ingest>>;
         title = "roadhex ingest API",
         description = "Device registration and signed, resumable capture uploads."
     ),
-    paths(healthz, readyz, challenge, register, device, revoke, open_capture, put_frame, commit, status),
+    paths(healthz, readyz, challenge, register, device, revoke, open_capture, put_frame, commit, status,
+        add_zone, list_zones, delete_zone, get_privacy, put_privacy),
     components(schemas(
+        Zone,
+        ZoneShape,
+        ZoneRequest,
+        PrivacyRequest,
+        PrivacyView,
         ErrorBody,
         Challenge,
         Registration,
@@ -93,11 +103,7 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<DeviceRecord>> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    Ok(Json(ingest.revoke(&id, token).await?))
+    Ok(Json(ingest.revoke(&id, bearer(&headers)).await?))
 }
 
 /// Phase 1: post the signed manifest bytes; the answer lists the frames still needed.
@@ -152,6 +158,130 @@ pub(crate) async fn commit(State(ingest): S, Path(id): Path<String>) -> Result<i
     responses((status = 200, body = CaptureStatus), (status = 404, body = ErrorBody)))]
 pub(crate) async fn status(State(ingest): S, Path(id): Path<String>) -> Result<Json<CaptureStatus>> {
     Ok(Json(ingest.status(&id).await?))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// The credentials of a privacy request, from its headers.
+fn auth<'a>(method: &'a Method, uri: &'a Uri, headers: &'a HeaderMap, body: &'a [u8]) -> RequestAuth<'a> {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    RequestAuth {
+        method: method.as_str(),
+        path: uri.path(),
+        body,
+        device: h(DEVICE_HEADER),
+        signature: h(SIGNATURE_HEADER),
+        time: h(TIME_HEADER),
+        bearer: bearer(headers),
+    }
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| IngestError::BadRequest(e.to_string()))
+}
+
+/// Registers a privacy zone (circle or polygon). Signed by a device: the contributor's own zone.
+/// With the operator token: a network-wide zone. Frames inside are never published.
+#[utoipa::path(post, path = "/v1/zones", request_body = ZoneRequest,
+    params(
+        ("x-roadhex-device" = Option<String>, Header, description = "device id (contributor zone)"),
+        ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+    security((), ("operator_token" = [])),
+    responses((status = 201, body = Zone), (status = 200, body = Zone), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn add_zone(
+    State(ingest): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse> {
+    let caller = ingest.caller(&auth(&method, &uri, &headers, &body)).await?;
+    let (zone, created) = ingest.add_zone(&caller, &json_body(&body)?).await?;
+    Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(zone)))
+}
+
+/// The zones that apply to the signing device's contributor (network-wide ones included), or
+/// every zone for the operator.
+#[utoipa::path(get, path = "/v1/zones",
+    params(
+        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+        ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+    security((), ("operator_token" = [])),
+    responses((status = 200, body = Vec<Zone>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub(crate) async fn list_zones(
+    State(ingest): S,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Vec<Zone>>> {
+    let caller = ingest.caller(&auth(&method, &uri, &headers, &[])).await?;
+    Ok(Json(ingest.zones(&caller).await?))
+}
+
+/// Deletes a zone its owner registered (the operator may delete any).
+#[utoipa::path(delete, path = "/v1/zones/{id}", params(("id" = String, Path, description = "zone id"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+        ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+    security((), ("operator_token" = [])),
+    responses((status = 200, body = Zone), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn delete_zone(
+    State(ingest): S,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Zone>> {
+    let caller = ingest.caller(&auth(&method, &uri, &headers, &[])).await?;
+    Ok(Json(ingest.delete_zone(&caller, &id).await?))
+}
+
+/// A contributor's trip-trimming distance and the range they may choose in.
+#[utoipa::path(get, path = "/v1/contributors/{id}/privacy", params(("id" = String, Path, description = "contributor id"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+        ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+    security((), ("operator_token" = [])),
+    responses((status = 200, body = PrivacyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub(crate) async fn get_privacy(
+    State(ingest): S,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<PrivacyView>> {
+    let caller = ingest.caller(&auth(&method, &uri, &headers, &[])).await?;
+    Ok(Json(ingest.privacy(&caller, &id).await?))
+}
+
+/// Sets how many metres are trimmed from the start and end of each of the contributor's drives.
+#[utoipa::path(put, path = "/v1/contributors/{id}/privacy", request_body = PrivacyRequest,
+    params(("id" = String, Path, description = "contributor id"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+        ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+    security((), ("operator_token" = [])),
+    responses((status = 200, body = PrivacyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub(crate) async fn put_privacy(
+    State(ingest): S,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<PrivacyView>> {
+    let caller = ingest.caller(&auth(&method, &uri, &headers, &body)).await?;
+    Ok(Json(ingest.set_privacy(&caller, &id, &json_body(&body)?).await?))
 }
 
 async fn read_limited(body: Body, limit: usize) -> Result<Bytes> {

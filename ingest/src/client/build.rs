@@ -48,6 +48,8 @@ pub struct BuildOptions {
     pub mount: Mount,
     pub mount_height_m: f64,
     pub gates: GateConfig,
+    /// Privacy zones: frames inside are dropped here, so they never leave the car.
+    pub zones: Vec<roadhex_schemas::privacy::Zone>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -341,6 +343,14 @@ fn select(
             });
             continue;
         };
+        if let Some(z) = opts.zones.iter().find(|z| z.shape.contains(pos.lat, pos.lon)) {
+            skipped.push(Skipped {
+                file,
+                code: "privacy_zone".into(),
+                reason: format!("inside privacy zone {}", z.label.as_deref().unwrap_or(&z.zone_id)),
+            });
+            continue;
+        }
         let cur = drafts.last_mut().map(|d| (d.frames.last().cloned(), d.frames.len(), d.length_m));
         let Some((last, count, length)) = cur else { continue };
         let mut cut = false;

@@ -51,6 +51,7 @@ pub async fn run(server: &str, work: &Path, shared_data: Option<&Path>) -> Resul
         mount: Mount::Front,
         mount_height_m: 1.4,
         gates: GateConfig::default(),
+        zones: Vec::new(),
     })?;
     let dirs: Vec<PathBuf> = report.captures.iter().map(|c| c.dir.clone()).collect();
     let opts = UploadOptions { server: server.to_owned(), parallel: 4, attempts: 5, progress: false };

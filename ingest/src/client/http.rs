@@ -29,6 +29,18 @@ pub(crate) enum Body<'a> {
         signature: &'a str,
     },
     Jpeg(Bytes),
+    /// A JSON body (possibly empty) signed as an API request by a device.
+    Signed {
+        bytes: Bytes,
+        device: &'a str,
+        signature: &'a str,
+        unix_s: i64,
+    },
+    /// A JSON body (possibly empty) with the operator token.
+    Operator {
+        bytes: Bytes,
+        token: &'a str,
+    },
 }
 
 impl Api {
@@ -63,6 +75,16 @@ impl Api {
                     .header("content-type", "application/json")
                     .body(bytes.clone()),
                 Body::Jpeg(bytes) => req.header("content-type", "image/jpeg").body(bytes.clone()),
+                Body::Signed { bytes, device, signature, unix_s } => req
+                    .header(DEVICE_HEADER, *device)
+                    .header(SIGNATURE_HEADER, *signature)
+                    .header(roadhex_schemas::signing::TIME_HEADER, unix_s.to_string())
+                    .header("content-type", "application/json")
+                    .body(bytes.clone()),
+                Body::Operator { bytes, token } => req
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(bytes.clone()),
             };
             let outcome = req.send().await;
             let retry_after = match &outcome {

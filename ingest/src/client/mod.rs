@@ -5,6 +5,7 @@ pub mod build;
 pub mod demo;
 mod http;
 pub mod keys;
+pub mod privacy;
 pub mod upload;
 
 pub use http::register;

@@ -17,6 +17,7 @@ pub fn blur(bgr: &mut Mat, detections: &[Detection]) -> Result<(), AnonymizeErro
         let pad = match d.kind {
             Kind::Face => 0.35,
             Kind::Plate => 0.25,
+            Kind::Region => 0.0,
         };
         let r = pad_clip(d.rect, pad, w, h);
         if r.width < 2 || r.height < 2 {

@@ -31,6 +31,8 @@ use opencv::core::{Mat, Rect};
 pub enum Kind {
     Face,
     Plate,
+    /// A region a redaction request asked to blur.
+    Region,
 }
 
 #[derive(Debug, Clone, PartialEq)]
