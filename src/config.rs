@@ -99,7 +99,7 @@ pub(crate) struct PolicyArgs {
     /// Largest trim distance a contributor may choose. Default: 1000
     #[arg(long, env = "ROADHEX_TRIM_MAX_M")]
     pub(crate) trim_max_m: Option<f64>,
-    /// Seconds vision waits after a commit for the drive's next capture. Default: 300
+    /// Seconds vision waits after a commit for the drive's next capture. Default: 120
     #[arg(long, env = "ROADHEX_TRIM_SETTLE_S")]
     pub(crate) trim_settle_s: Option<u64>,
     /// Hours after which raw uploads are purged whatever their state. Default: 24

@@ -40,7 +40,7 @@ pub struct PrivacyPolicy {
 
 impl Default for PrivacyPolicy {
     fn default() -> Self {
-        Self { trim_default_m: 200.0, trim_min_m: 100.0, trim_max_m: 1_000.0, settle_s: 300, raw_retention_h: 24 }
+        Self { trim_default_m: 200.0, trim_min_m: 100.0, trim_max_m: 1_000.0, settle_s: 120, raw_retention_h: 24 }
     }
 }
 

@@ -2,6 +2,7 @@
 //! driven through the CLI and the HTTP API.
 
 mod crash;
+mod privacy;
 mod refusals;
 mod rewards;
 mod sql;

@@ -62,6 +62,10 @@ impl Server {
             .args(["--operator-token", OPERATOR_TOKEN, "--roles", roles])
             .args(extra)
             .env("RUST_LOG", "warn")
+            // Tests of other stages upload short synthetic drives that 200 m of trimming at each
+            // end would swallow; the privacy tests turn trimming on with flags (flags win).
+            .env("ROADHEX_TRIM_DEFAULT_M", "0")
+            .env("ROADHEX_TRIM_MIN_M", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

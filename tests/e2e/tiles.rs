@@ -18,7 +18,7 @@ fn world(lat: f64, lon: f64) -> (f64, f64) {
     ((lon + 180.0) / 360.0, (1.0 - (r.tan() + 1.0 / r.cos()).ln() / std::f64::consts::PI) / 2.0)
 }
 
-fn tile_of(z: u8, lat: f64, lon: f64) -> (u32, u32) {
+pub(crate) fn tile_of(z: u8, lat: f64, lon: f64) -> (u32, u32) {
     let (x, y) = world(lat, lon);
     let n = f64::from(1u32 << z);
     ((x * n) as u32, (y * n) as u32)
@@ -31,7 +31,7 @@ fn local(z: u8, t: (u32, u32), lat: f64, lon: f64) -> (f64, f64) {
     ((x * n - f64::from(t.0)) * 4096.0, (y * n - f64::from(t.1)) * 4096.0)
 }
 
-fn props(layer: &tile::Layer, f: &tile::Feature) -> BTreeMap<String, Value> {
+pub(crate) fn props(layer: &tile::Layer, f: &tile::Feature) -> BTreeMap<String, Value> {
     f.tags
         .chunks(2)
         .map(|kv| {
@@ -50,10 +50,10 @@ fn props(layer: &tile::Layer, f: &tile::Feature) -> BTreeMap<String, Value> {
         .collect()
 }
 
-struct Client<'a>(&'a Server);
+pub(crate) struct Client<'a>(pub(crate) &'a Server);
 
 impl Client<'_> {
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
+    pub(crate) fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::blocking::Response {
         let mut r = self.0.http().get(format!("{}{path}", self.0.url));
         for (k, v) in headers {
             r = r.header(*k, *v);
@@ -62,7 +62,7 @@ impl Client<'_> {
     }
 
     /// The decoded layer of a tile, or None on 204.
-    fn tile(&self, layer: &str, z: u8, t: (u32, u32)) -> Option<tile::Layer> {
+    pub(crate) fn tile(&self, layer: &str, z: u8, t: (u32, u32)) -> Option<tile::Layer> {
         let r = self.get(&format!("/tiles/{layer}/{z}/{}/{}.mvt", t.0, t.1), &[]);
         if r.status() == 204 {
             return None;
@@ -76,12 +76,12 @@ impl Client<'_> {
         Some(l)
     }
 
-    fn post(&self, path: &str, body: &Value) -> reqwest::blocking::Response {
+    pub(crate) fn post(&self, path: &str, body: &Value) -> reqwest::blocking::Response {
         self.0.http().post(format!("{}{path}", self.0.url)).json(body).send().expect("post")
     }
 }
 
-fn sql(data: &std::path::Path, q: &str) -> Vec<Value> {
+pub(crate) fn sql(data: &std::path::Path, q: &str) -> Vec<Value> {
     let out = roadhex_ok(&["sql", "--data", data.to_str().expect("utf8"), "--format", "json-array", q]);
     serde_json::from_str(&out).expect("sql json")
 }

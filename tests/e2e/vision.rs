@@ -9,7 +9,7 @@ use roadhex_schemas::{Camera, Mount};
 use std::time::{Duration, Instant};
 
 /// A ground-truth box (x, y, w, h) in frame pixels.
-type Gt = (u32, u32, u32, u32);
+pub(crate) type Gt = (u32, u32, u32, u32);
 
 pub(crate) fn bee_frame(i: usize) -> RgbImage {
     let dir = shared_data().join("dashcam_hivemapper_bee_sf/frames");
@@ -26,14 +26,14 @@ fn paste(mut frame: RgbImage, photo: &str, x: u32, y: u32, boxes: &[Gt]) -> (Rgb
     (frame, boxes.iter().map(|&(bx, by, w, h)| (bx + x, by + y, w, h)).collect())
 }
 
-fn jpeg(img: &RgbImage) -> Vec<u8> {
+pub(crate) fn jpeg(img: &RgbImage) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode_image(img).expect("encode");
     out
 }
 
 /// Variance of a 4-neighbour Laplacian inside a box: fine detail (letters, eyes) makes it large.
-fn detail(img: &GrayImage, (x, y, w, h): Gt) -> f64 {
+pub(crate) fn detail(img: &GrayImage, (x, y, w, h): Gt) -> f64 {
     let mut v = Vec::new();
     for yy in y + 1..(y + h).min(img.height() - 1) {
         for xx in x + 1..(x + w).min(img.width() - 1) {
@@ -110,7 +110,7 @@ pub(crate) fn wait_for(
 
 /// Whether `cond` holds within a few seconds. The worker deletes raw objects and acks the queue
 /// item right after it records `published` (so a crash in between is redone), not before.
-fn eventually(cond: impl Fn() -> bool) -> bool {
+pub(crate) fn eventually(cond: impl Fn() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !cond() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

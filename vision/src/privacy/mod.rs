@@ -19,6 +19,9 @@ use roadhex_schemas::state::{CaptureStatus, Reason};
 use roadhex_schemas::{CaptureId, CaptureManifest, DeviceId};
 use std::time::Duration;
 
+/// How often a capture waiting for its drive's next capture looks again.
+const RECHECK_S: u64 = 15;
+
 /// Reason codes of frames privacy keeps from being published.
 pub const ZONE_CODE: &str = "privacy_zone";
 pub const TRIM_CODE: &str = "trip_trimmed";
@@ -75,7 +78,9 @@ pub(crate) async fn check(
         let waited = (Utc::now() - since).num_seconds();
         let settle = i64::try_from(policy.settle_s).unwrap_or(i64::MAX);
         if waited < settle {
-            return Ok(Err(Duration::from_secs(u64::try_from((settle - waited).max(1)).unwrap_or(1))));
+            // Look again soon: the next capture usually commits within seconds of this one.
+            let left = u64::try_from((settle - waited).max(1)).unwrap_or(1);
+            return Ok(Err(Duration::from_secs(left.min(RECHECK_S))));
         }
     }
     for (i, t) in trimmed(&summary, &ctx, trim_m).into_iter().enumerate() {
