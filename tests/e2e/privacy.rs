@@ -29,9 +29,18 @@ fn bee_files() -> Vec<PathBuf> {
 
 /// A drive of `n` Bee frames (2028x1024), one per second at 10 m/s along the street track.
 fn drive(key: &DeviceKeyFile, sequence: u64, n: usize) -> (CaptureManifest, Vec<(Vec<u8>, String)>) {
-    let bodies: Vec<(Vec<u8>, String)> = bee_files()
+    drive_part(key, sequence, 0..n)
+}
+
+/// Frames `range` of the drive as one capture (the telemetry covers the whole drive).
+fn drive_part(
+    key: &DeviceKeyFile,
+    sequence: u64,
+    range: std::ops::Range<usize>,
+) -> (CaptureManifest, Vec<(Vec<u8>, String)>) {
+    let first = range.start;
+    let bodies: Vec<(Vec<u8>, String)> = bee_files()[range]
         .iter()
-        .take(n)
         .map(|p| {
             let b = std::fs::read(p).expect("frame");
             let s = sha256_hex(&b);
@@ -47,11 +56,15 @@ fn drive(key: &DeviceKeyFile, sequence: u64, n: usize) -> (CaptureManifest, Vec<
         mount: Mount::Front,
         mount_height_m: 1.4,
     };
-    m.telemetry = street_track(T0, n as i64 + 4, 10.0);
+    m.telemetry = street_track(T0, FRAMES as i64 + 4, 10.0);
     m.frames = bodies
         .iter()
         .enumerate()
-        .map(|(i, (b, s))| FrameEntry { t_ms: T0 + 2_000 + i as i64 * 1000, sha256: s.clone(), size: b.len() as u64 })
+        .map(|(i, (b, s))| FrameEntry {
+            t_ms: T0 + 2_000 + (first + i) as i64 * 1000,
+            sha256: s.clone(),
+            size: b.len() as u64,
+        })
         .collect();
     (m, bodies)
 }
@@ -324,6 +337,35 @@ fn zones_trimming_withdrawal_retention_and_audit() {
         serde_json::from_str(&roadhex_ok(&["zones", "list", "--server", srv, "--key", &key_file, "--json"]))
             .expect("json");
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "the network zone remains: {listed}");
+}
+
+/// Trimming follows the drive, not the capture: vision holds a capture until the next one of the
+/// drive arrives (or the settle time passes), so the seam between two captures is kept.
+#[test]
+fn trimming_spans_the_captures_of_a_drive() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let policy = ["--trim-default-m", "95", "--trim-min-m", "50", "--trim-settle-s", "20"];
+    let server = Server::start_roles(&data, "ingest,vision", &policy);
+    let key = server.register_device("sam");
+    let (m1, b1) = drive_part(&key, 1, 0..20);
+    let (m2, b2) = drive_part(&key, 2, 20..FRAMES);
+    let c1 = upload(&server, &key, &m1, &b1);
+    assert_eq!(server.commit(&c1).status(), 202);
+    // The first capture waits: its drive may go on.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(server.status(&c1)["state"], "queued");
+    let c2 = upload(&server, &key, &m2, &b2);
+    assert_eq!(server.commit(&c2).status(), 202);
+    let s1 = wait_for(&server, &c1, &["published", "rejected"], 600, 300);
+    let s2 = wait_for(&server, &c2, &["published", "rejected"], 600, 300);
+    let trimmed = |s: &Value| -> Vec<usize> {
+        let frames = s["frames"].as_array().expect("frames");
+        frames.iter().enumerate().filter(|(_, f)| f["reason"]["code"] == "trip_trimmed").map(|(i, _)| i).collect()
+    };
+    // Frames 0–9 of the drive (the first 95 m) and 30–39 (the last 95 m), nothing at the seam.
+    assert_eq!(trimmed(&s1), (0..10).collect::<Vec<_>>(), "{s1}");
+    assert_eq!(trimmed(&s2), (10..20).collect::<Vec<_>>(), "{s2}");
 }
 
 #[test]
