@@ -157,7 +157,8 @@ pub(crate) enum ZonesCmd {
 }
 
 fn parse_circle(s: &str) -> Result<(f64, f64, f64), String> {
-    let v: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let v: Vec<f64> =
+        s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     match v[..] {
         [lat, lon, r] => Ok((lat, lon, r)),
         _ => Err("a circle is LAT,LON,RADIUS_M".into()),

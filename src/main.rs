@@ -3,9 +3,9 @@
 
 mod cli;
 mod config;
-mod privacy_cmd;
 #[cfg(feature = "flight-sql")]
 mod flight_sql;
+mod privacy_cmd;
 mod rewards_api;
 mod rewards_cmd;
 mod serve;

@@ -115,7 +115,9 @@ impl Owned {
         match (&signer.key, &signer.operator_token) {
             (Some(path), _) => Ok(Self::Key(roadhex_ingest::client::keys::load(path)?)),
             (None, Some(token)) => Ok(Self::Token(token.clone())),
-            (None, None) => anyhow::bail!("give --key DEVICE_KEY (your zones) or --operator-token (network zones)"),
+            (None, None) => {
+                anyhow::bail!("give --key DEVICE_KEY (your zones) or --operator-token (network zones)")
+            }
         }
     }
 
@@ -130,7 +132,8 @@ impl Owned {
 /// A polygon from GeoJSON: a Polygon geometry, a Feature holding one, or bare rings.
 fn read_polygon(path: &PathBuf) -> anyhow::Result<ZoneShape> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     let geometry = if v["type"] == "Feature" { &v["geometry"] } else { &v };
     let rings = if geometry["type"] == "Polygon" { &geometry["coordinates"] } else { geometry };
     let rings: Vec<Vec<[f64; 2]>> = serde_json::from_value(rings.clone())
@@ -142,7 +145,9 @@ fn describe(z: &Zone) -> String {
     let owner = z.contributor_id.as_deref().unwrap_or("network");
     let shape = match &z.shape {
         ZoneShape::Circle { lat, lon, radius_m } => format!("circle {lat:.6},{lon:.6} r {radius_m:.0} m"),
-        ZoneShape::Polygon { rings } => format!("polygon of {} vertices", rings.iter().map(Vec::len).sum::<usize>()),
+        ZoneShape::Polygon { rings } => {
+            format!("polygon of {} vertices", rings.iter().map(Vec::len).sum::<usize>())
+        }
     };
     format!("{}  {owner:<16} {shape}  {}", z.zone_id, z.label.as_deref().unwrap_or(""))
 }
@@ -246,8 +251,12 @@ pub(crate) async fn redactions(cmd: RedactionsCmd) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        RedactionsCmd::Approve { id, store, actor, note } => redact::approve(&store.open()?, &id, &actor, note).await,
-        RedactionsCmd::Reject { id, store, actor, note } => redact::reject(&store.open()?, &id, &actor, note).await,
+        RedactionsCmd::Approve { id, store, actor, note } => {
+            redact::approve(&store.open()?, &id, &actor, note).await
+        }
+        RedactionsCmd::Reject { id, store, actor, note } => {
+            redact::reject(&store.open()?, &id, &actor, note).await
+        }
     };
     match r {
         Ok(r) => {

@@ -24,13 +24,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Loading every model now makes a missing file a startup error, not a failed capture.
         let ensemble = Ensemble::from_config(&cfg.models, &cfg.anonymizer)
             .with_context(|| format!("loading anonymization models from {}", cfg.models.dir.display()))?;
-        let pipeline = Arc::new(Pipeline::new(
-            lake.clone(),
-            Arc::new(ensemble),
-            cfg.ingest.gates.clone(),
-            cfg.quality.clone(),
-        )
-        .with_privacy(cfg.privacy.clone()));
+        let pipeline = Arc::new(
+            Pipeline::new(lake.clone(), Arc::new(ensemble), cfg.ingest.gates.clone(), cfg.quality.clone())
+                .with_privacy(cfg.privacy.clone()),
+        );
         let worker = format!("vision-{}", std::process::id());
         workers.push(tokio::spawn(roadhex_vision::worker::run(
             pipeline,

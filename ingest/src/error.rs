@@ -74,7 +74,9 @@ pub enum IngestError {
     BadRequest(String),
     #[error("{0}")]
     Zone(#[from] roadhex_schemas::privacy::ZoneError),
-    #[error("signed request time is {skew_s} s from the server clock; the limit is 300 s (check the device clock)")]
+    #[error(
+        "signed request time is {skew_s} s from the server clock; the limit is 300 s (check the device clock)"
+    )]
     RequestExpired { skew_s: i64 },
     #[error("zone {0} does not exist")]
     ZoneNotFound(String),

@@ -74,8 +74,10 @@ impl Ingest {
         let device = auth.device.ok_or(IngestError::MissingHeader(crate::api::DEVICE_HEADER))?;
         let signature = auth.signature.ok_or(IngestError::MissingHeader(crate::api::SIGNATURE_HEADER))?;
         let time = auth.time.ok_or(IngestError::MissingHeader(roadhex_schemas::signing::TIME_HEADER))?;
-        let unix_s: i64 =
-            time.trim().parse().map_err(|_| IngestError::BadRequest("x-roadhex-time is unix seconds".into()))?;
+        let unix_s: i64 = time
+            .trim()
+            .parse()
+            .map_err(|_| IngestError::BadRequest("x-roadhex-time is unix seconds".into()))?;
         let skew_s = (Utc::now().timestamp() - unix_s).abs();
         if skew_s > REQUEST_SKEW_S {
             return Err(IngestError::RequestExpired { skew_s });
@@ -106,7 +108,9 @@ impl Ingest {
         }
         if let Some(c) = &owner {
             let zones = roadhex_lake::privacy::zones(self.lake()).await?;
-            if zones.iter().filter(|z| z.contributor_id.as_deref() == Some(c)).count() >= MAX_ZONES_PER_CONTRIBUTOR {
+            if zones.iter().filter(|z| z.contributor_id.as_deref() == Some(c)).count()
+                >= MAX_ZONES_PER_CONTRIBUTOR
+            {
                 return Err(IngestError::TooManyZones { limit: MAX_ZONES_PER_CONTRIBUTOR });
             }
         }
@@ -137,8 +141,11 @@ impl Ingest {
             return Err(IngestError::ZoneNotFound(zone_id.to_owned()));
         }
         let path = paths::zone(zone_id);
-        let zone: Zone =
-            self.lake().get_json(&path).await?.ok_or_else(|| IngestError::ZoneNotFound(zone_id.to_owned()))?;
+        let zone: Zone = self
+            .lake()
+            .get_json(&path)
+            .await?
+            .ok_or_else(|| IngestError::ZoneNotFound(zone_id.to_owned()))?;
         let allowed = match caller {
             Caller::Operator => true,
             Caller::Contributor(c) => zone.contributor_id.as_deref() == Some(c.as_str()),
@@ -173,11 +180,19 @@ impl Ingest {
         })
     }
 
-    pub async fn set_privacy(&self, caller: &Caller, contributor: &str, req: &PrivacyRequest) -> Result<PrivacyView> {
+    pub async fn set_privacy(
+        &self,
+        caller: &Caller,
+        contributor: &str,
+        req: &PrivacyRequest,
+    ) -> Result<PrivacyView> {
         Self::check_owner(caller, contributor)?;
         self.config().privacy.check_trim(req.trim_m)?;
-        let settings =
-            PrivacySettings { contributor_id: contributor.to_owned(), trim_m: req.trim_m, updated_at: Utc::now() };
+        let settings = PrivacySettings {
+            contributor_id: contributor.to_owned(),
+            trim_m: req.trim_m,
+            updated_at: Utc::now(),
+        };
         self.lake().put_json(&paths::contributor_privacy(contributor), &settings).await?;
         self.privacy(caller, contributor).await
     }

@@ -96,7 +96,9 @@ pub async fn partitions(lake: &Lake, table: Table) -> Result<Vec<String>> {
     let mut out: Vec<String> = list_visible(lake.store(), Some(&paths::table_prefix(table)))
         .await?
         .iter()
-        .filter_map(|m| m.location.parts().find_map(|p| p.as_ref().strip_prefix(tag.as_str()).map(str::to_owned)))
+        .filter_map(|m| {
+            m.location.parts().find_map(|p| p.as_ref().strip_prefix(tag.as_str()).map(str::to_owned))
+        })
         .collect();
     out.sort();
     out.dedup();

@@ -40,7 +40,13 @@ pub struct PrivacyPolicy {
 
 impl Default for PrivacyPolicy {
     fn default() -> Self {
-        Self { trim_default_m: 200.0, trim_min_m: 100.0, trim_max_m: 1_000.0, settle_s: 120, raw_retention_h: 24 }
+        Self {
+            trim_default_m: 200.0,
+            trim_min_m: 100.0,
+            trim_max_m: 1_000.0,
+            settle_s: 120,
+            raw_retention_h: 24,
+        }
     }
 }
 
@@ -105,7 +111,8 @@ pub enum ZoneShape {
 impl ZoneShape {
     pub fn validate(&self) -> Result<(), ZoneError> {
         let bad = |m: String| Err(ZoneError::Invalid(m));
-        let valid_point = |lat: f64, lon: f64| (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon);
+        let valid_point =
+            |lat: f64, lon: f64| (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon);
         match self {
             Self::Circle { lat, lon, radius_m } => {
                 if !valid_point(*lat, *lon) {
@@ -136,8 +143,10 @@ impl ZoneShape {
                         return bad("every ring needs at least 3 distinct vertices".into());
                     }
                 }
-                let (w, e) = rings[0].iter().fold((f64::MAX, f64::MIN), |(w, e), p| (w.min(p[0]), e.max(p[0])));
-                let (s, n) = rings[0].iter().fold((f64::MAX, f64::MIN), |(s, n), p| (s.min(p[1]), n.max(p[1])));
+                let (w, e) =
+                    rings[0].iter().fold((f64::MAX, f64::MIN), |(w, e), p| (w.min(p[0]), e.max(p[0])));
+                let (s, n) =
+                    rings[0].iter().fold((f64::MAX, f64::MIN), |(s, n), p| (s.min(p[1]), n.max(p[1])));
                 let span = haversine_m(s, w, n, e);
                 if span > 2.0 * MAX_RADIUS_M * std::f64::consts::SQRT_2 {
                     return bad(format!("the outline spans {span:.0} m; zones are at most 10 km across"));
@@ -150,7 +159,9 @@ impl ZoneShape {
     /// Whether the point lies inside (edges count as inside).
     pub fn contains(&self, lat: f64, lon: f64) -> bool {
         match self {
-            Self::Circle { lat: clat, lon: clon, radius_m } => haversine_m(*clat, *clon, lat, lon) <= *radius_m,
+            Self::Circle { lat: clat, lon: clon, radius_m } => {
+                haversine_m(*clat, *clon, lat, lon) <= *radius_m
+            }
             Self::Polygon { rings } => {
                 let mut rings = rings.iter();
                 rings.next().is_some_and(|outline| in_ring(outline, lat, lon))
@@ -290,7 +301,8 @@ pub fn drive_context(this: &TrackSummary, others: &[TrackSummary]) -> DriveConte
         return DriveContext { before_m: 0.0, after_m: 0.0, has_next: false };
     };
     let link = |a: &TrackSummary, b: &TrackSummary| {
-        (b.start_ms - a.end_ms < DRIVE_GAP_MS).then(|| haversine_m(a.last[0], a.last[1], b.first[0], b.first[1]))
+        (b.start_ms - a.end_ms < DRIVE_GAP_MS)
+            .then(|| haversine_m(a.last[0], a.last[1], b.first[0], b.first[1]))
     };
     let mut before_m = 0.0;
     for k in (0..pos).rev() {
@@ -318,7 +330,9 @@ pub fn trimmed(summary: &TrackSummary, ctx: &DriveContext, trim_m: f64) -> Vec<b
     summary
         .along_m
         .iter()
-        .map(|a| a.is_some_and(|a| ctx.before_m + a < trim_m || ctx.after_m + (summary.length_m - a) < trim_m))
+        .map(|a| {
+            a.is_some_and(|a| ctx.before_m + a < trim_m || ctx.after_m + (summary.length_m - a) < trim_m)
+        })
         .collect()
 }
 
@@ -377,7 +391,8 @@ mod tests {
         assert!(c.contains(lat, lon));
         let (lat, lon) = destination(37.0, -122.0, 45.0, 101.0);
         assert!(!c.contains(lat, lon));
-        let square = |x0: f64, y0: f64, d: f64| vec![[x0, y0], [x0 + d, y0], [x0 + d, y0 + d], [x0, y0 + d], [x0, y0]];
+        let square =
+            |x0: f64, y0: f64, d: f64| vec![[x0, y0], [x0 + d, y0], [x0 + d, y0 + d], [x0, y0 + d], [x0, y0]];
         let p = ZoneShape::Polygon { rings: vec![square(0.0, 0.0, 0.01), square(0.004, 0.004, 0.002)] };
         p.validate().expect("valid");
         assert!(p.contains(0.001, 0.001));
@@ -386,7 +401,9 @@ mod tests {
         assert!(p.contains(0.0, 0.005), "edges are inside");
         assert!(!p.contains(0.011, 0.005));
         assert!(ZoneShape::Circle { lat: 0.0, lon: 0.0, radius_m: 1.0 }.validate().is_err());
-        assert!(ZoneShape::Polygon { rings: vec![vec![[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]] }.validate().is_err());
+        assert!(
+            ZoneShape::Polygon { rings: vec![vec![[0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]] }.validate().is_err()
+        );
         assert!(ZoneShape::Polygon { rings: vec![square(0.0, 0.0, 1.0)] }.validate().is_err(), "too large");
     }
 
@@ -415,7 +432,8 @@ mod tests {
         // First capture: all 300 m trimmed; second: its first ~40 m and last ~40 m; third: all.
         assert!(t[0].iter().all(|b| *b));
         assert!(t[2].iter().all(|b| *b));
-        let kept: Vec<f64> = caps[1].along_m.iter().zip(&t[1]).filter(|(_, t)| !**t).filter_map(|(a, _)| *a).collect();
+        let kept: Vec<f64> =
+            caps[1].along_m.iter().zip(&t[1]).filter(|(_, t)| !**t).filter_map(|(a, _)| *a).collect();
         let near = |a: Option<&f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 0.5);
         assert!(near(kept.first(), 40.0) && near(kept.last(), 260.0), "{kept:?}");
         // A gap over five minutes starts a new drive.

@@ -107,7 +107,12 @@ fn signed(
         .expect("request")
 }
 
-fn operator(server: &Server, method: reqwest::Method, path: &str, body: &Value) -> reqwest::blocking::Response {
+fn operator(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+) -> reqwest::blocking::Response {
     server
         .http()
         .request(method, format!("{}{path}", server.url))
@@ -134,7 +139,9 @@ fn audit(data: &Path, policy: &[&str]) -> (bool, Value) {
 
 /// Frame ids the z16 `frames` tile around a position draws.
 fn tile_frames(server: &Server, lat: f64, lon: f64) -> BTreeSet<String> {
-    let Some(layer) = Client(server).tile("frames", 16, tile_of(16, lat, lon)) else { return BTreeSet::new() };
+    let Some(layer) = Client(server).tile("frames", 16, tile_of(16, lat, lon)) else {
+        return BTreeSet::new();
+    };
     layer.features.iter().filter_map(|f| props(&layer, f)["id"].as_str().map(str::to_owned)).collect()
 }
 
@@ -157,10 +164,15 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     // Refusals, each with its code.
     let circle = |r: f64| json!({"shape": {"type": "circle", "lat": 45.0, "lon": 13.0, "radius_m": r}});
     assert_refused(operator(&server, reqwest::Method::POST, "/v1/zones", &circle(1.0)), 422, "zone_invalid");
-    let unsigned = server.http().post(format!("{}/v1/zones", server.url)).json(&circle(50.0)).send().expect("post");
+    let unsigned =
+        server.http().post(format!("{}/v1/zones", server.url)).json(&circle(50.0)).send().expect("post");
     assert_refused(unsigned, 400, "header_missing");
     let body = serde_json::to_vec(&circle(50.0)).expect("json");
-    assert_refused(signed(&server, &key, reqwest::Method::POST, "/v1/zones", &body, now - 3_600), 401, "request_expired");
+    assert_refused(
+        signed(&server, &key, reqwest::Method::POST, "/v1/zones", &body, now - 3_600),
+        401,
+        "request_expired",
+    );
     let put = |trim: f64| json!({"trim_m": trim});
     assert_refused(
         operator(&server, reqwest::Method::PUT, "/v1/contributors/pia/privacy", &put(50.0)),
@@ -177,16 +189,47 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     // The contributor's choices, through the CLI: trim distance and a zone around frame 20.
     let srv = server.url.as_str();
     let view: Value = serde_json::from_str(&roadhex_ok(&[
-        "privacy", "trim", "--server", srv, "--key", &key_file, "--contributor", "pia", "--metres", "115",
+        "privacy",
+        "trim",
+        "--server",
+        srv,
+        "--key",
+        &key_file,
+        "--contributor",
+        "pia",
+        "--metres",
+        "115",
     ]))
     .expect("trim json");
     assert_eq!((view["trim_m"].as_f64(), view["chosen"].as_bool()), (Some(TRIM_M), Some(true)), "{view}");
     let (zlat, zlon) = frame_pos(20);
     let circle_arg = format!("{zlat},{zlon},14");
-    let added = roadhex_ok(&["zones", "add", "--server", srv, "--key", &key_file, "--circle", &circle_arg, "--label", "home"]);
+    let added = roadhex_ok(&[
+        "zones",
+        "add",
+        "--server",
+        srv,
+        "--key",
+        &key_file,
+        "--circle",
+        &circle_arg,
+        "--label",
+        "home",
+    ]);
     let zone_id = added.split_whitespace().next().expect("zone id").to_owned();
     // The same request again is the same zone; another contributor cannot delete it.
-    let again = roadhex_ok(&["zones", "add", "--server", srv, "--key", &key_file, "--circle", &circle_arg, "--label", "home"]);
+    let again = roadhex_ok(&[
+        "zones",
+        "add",
+        "--server",
+        srv,
+        "--key",
+        &key_file,
+        "--circle",
+        &circle_arg,
+        "--label",
+        "home",
+    ]);
     assert!(again.starts_with(&zone_id), "{again}");
     let path = format!("/v1/zones/{zone_id}");
     assert_refused(signed(&server, &other, reqwest::Method::DELETE, &path, &[], now), 403, "forbidden");
@@ -211,8 +254,16 @@ fn zones_trimming_withdrawal_retention_and_audit() {
         &build_key,
         &tmp.path().join("built"),
         &[
-            "--frames", frames_dir.to_str().expect("utf8"), "--track", gpx.to_str().expect("utf8"),
-            "--start", &start, "--interval-ms", "1000", "--zones", zones_file.to_str().expect("utf8"),
+            "--frames",
+            frames_dir.to_str().expect("utf8"),
+            "--track",
+            gpx.to_str().expect("utf8"),
+            "--start",
+            &start,
+            "--interval-ms",
+            "1000",
+            "--zones",
+            zones_file.to_str().expect("utf8"),
         ],
     );
     let in_zone: BTreeSet<&str> = report["skipped"]
@@ -234,9 +285,17 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     for (i, f) in status["frames"].as_array().expect("frames").iter().enumerate() {
         let code = f["reason"]["code"].as_str();
         if !(12..28).contains(&i) {
-            assert_eq!((f["state"].as_str(), code), (Some("dropped"), Some("trip_trimmed")), "frame {i}: {f}");
+            assert_eq!(
+                (f["state"].as_str(), code),
+                (Some("dropped"), Some("trip_trimmed")),
+                "frame {i}: {f}"
+            );
         } else if (19..=21).contains(&i) {
-            assert_eq!((f["state"].as_str(), code), (Some("dropped"), Some("privacy_zone")), "frame {i}: {f}");
+            assert_eq!(
+                (f["state"].as_str(), code),
+                (Some("dropped"), Some("privacy_zone")),
+                "frame {i}: {f}"
+            );
         } else if f["state"] == "published" {
             published.push(i);
         } else {
@@ -249,11 +308,24 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     let expected: BTreeSet<String> = published.iter().map(|i| format!("{i:04}.jpg")).collect();
     assert_eq!(stored, expected);
     let data_s = data.to_str().expect("utf8");
-    let rows = sql(&data, &format!("SELECT frame_index, lat, lon FROM frames WHERE capture_id = '{id}' ORDER BY frame_index"));
+    let rows = sql(
+        &data,
+        &format!("SELECT frame_index, lat, lon FROM frames WHERE capture_id = '{id}' ORDER BY frame_index"),
+    );
     assert_eq!(rows.len(), published.len());
     let (a, b) = (&rows[0], &rows[rows.len() - 1]);
-    let from_start = haversine_m(frame_pos(0).0, frame_pos(0).1, a["lat"].as_f64().expect("lat"), a["lon"].as_f64().expect("lon"));
-    let to_end = haversine_m(frame_pos(39).0, frame_pos(39).1, b["lat"].as_f64().expect("lat"), b["lon"].as_f64().expect("lon"));
+    let from_start = haversine_m(
+        frame_pos(0).0,
+        frame_pos(0).1,
+        a["lat"].as_f64().expect("lat"),
+        a["lon"].as_f64().expect("lon"),
+    );
+    let to_end = haversine_m(
+        frame_pos(39).0,
+        frame_pos(39).1,
+        b["lat"].as_f64().expect("lat"),
+        b["lon"].as_f64().expect("lon"),
+    );
     assert!(from_start > TRIM_M - 10.0 && to_end > TRIM_M - 10.0, "{from_start} {to_end}");
     let (clean, report) = audit(&data, &POLICY[..4]);
     assert!(clean, "{report}");
@@ -275,18 +347,37 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     assert!(eventually(|| imagery(&server, &target_id).status() == 200), "tiles never loaded the capture");
     assert!(tile_frames(&server, tlat, tlon).contains(&target_id));
     let circle_arg = format!("{tlat},{tlon},10");
-    roadhex_ok(&["zones", "add", "--server", srv, "--operator-token", OPERATOR_TOKEN, "--circle", &circle_arg]);
+    roadhex_ok(&[
+        "zones",
+        "add",
+        "--server",
+        srv,
+        "--operator-token",
+        OPERATOR_TOKEN,
+        "--circle",
+        &circle_arg,
+    ]);
     let (clean, report) = audit(&data, &POLICY[..4]);
     assert!(!clean);
     assert_eq!(report["counts"]["frame_in_zone"].as_u64(), Some(inside.len() as u64), "{report}");
     let enforced: Value = serde_json::from_str(&roadhex_ok(&[
-        "privacy", "enforce", "--data", data_s, "--trim-default-m", "200", "--trim-min-m", "100",
+        "privacy",
+        "enforce",
+        "--data",
+        data_s,
+        "--trim-default-m",
+        "200",
+        "--trim-min-m",
+        "100",
     ]))
     .expect("enforce json");
     assert_eq!(enforced["in_zone"].as_u64(), Some(inside.len() as u64), "{enforced}");
     assert_eq!(enforced["withdrawal"]["frames"].as_u64(), Some(inside.len() as u64), "{enforced}");
     assert!(eventually(|| imagery(&server, &target_id).status() == 404), "imagery still served");
-    assert!(eventually(|| !tile_frames(&server, tlat, tlon).contains(&target_id)), "tile still draws the frame");
+    assert!(
+        eventually(|| !tile_frames(&server, tlat, tlon).contains(&target_id)),
+        "tile still draws the frame"
+    );
     let status = server.status(&id);
     assert_eq!(status["frames"][target]["state"], "withdrawn", "{status}");
     assert_eq!(status["frames"][target]["reason"]["code"], "privacy_zone");
@@ -305,7 +396,14 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     assert!(clean, "{report}");
     // Enforcing again changes nothing.
     let again: Value = serde_json::from_str(&roadhex_ok(&[
-        "privacy", "enforce", "--data", data_s, "--trim-default-m", "200", "--trim-min-m", "100",
+        "privacy",
+        "enforce",
+        "--data",
+        data_s,
+        "--trim-default-m",
+        "200",
+        "--trim-min-m",
+        "100",
     ]))
     .expect("enforce json");
     assert_eq!(again["withdrawal"]["frames"].as_u64(), Some(0), "{again}");
@@ -316,7 +414,12 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     let raw = data.join(format!("raw/captures/{abandoned}"));
     let old = std::time::SystemTime::now() - std::time::Duration::from_secs(25 * 3_600);
     for f in files(&raw) {
-        std::fs::File::options().write(true).open(raw.join(&f)).expect("open").set_modified(old).expect("mtime");
+        std::fs::File::options()
+            .write(true)
+            .open(raw.join(&f))
+            .expect("open")
+            .set_modified(old)
+            .expect("mtime");
     }
     let (clean, report) = audit(&data, &POLICY[..4]);
     assert!(!clean);
@@ -327,7 +430,10 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     assert!(!raw.exists());
     let s = server.status(&abandoned);
     assert_eq!(s["state"], "rejected", "{s}");
-    assert!(s["reasons"].as_array().expect("reasons").iter().any(|r| r["code"] == "raw_retention_expired"), "{s}");
+    assert!(
+        s["reasons"].as_array().expect("reasons").iter().any(|r| r["code"] == "raw_retention_expired"),
+        "{s}"
+    );
     let (clean, report) = audit(&data, &POLICY[..4]);
     assert!(clean, "{report}");
 
@@ -361,7 +467,12 @@ fn trimming_spans_the_captures_of_a_drive() {
     let s2 = wait_for(&server, &c2, &["published", "rejected"], 600, 300);
     let trimmed = |s: &Value| -> Vec<usize> {
         let frames = s["frames"].as_array().expect("frames");
-        frames.iter().enumerate().filter(|(_, f)| f["reason"]["code"] == "trip_trimmed").map(|(i, _)| i).collect()
+        frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f["reason"]["code"] == "trip_trimmed")
+            .map(|(i, _)| i)
+            .collect()
     };
     // Frames 0–9 of the drive (the first 95 m) and 30–39 (the last 95 m), nothing at the seam.
     assert_eq!(trimmed(&s1), (0..10).collect::<Vec<_>>(), "{s1}");
@@ -389,7 +500,9 @@ fn redactions_reblur_withdraw_and_reject() {
     assert_refused(post(&json!({"frame_id": f0, "reason": ""})), 422, "redaction_invalid");
 
     let boxed: Gt = (600, 300, 500, 400);
-    let r = post(&json!({"frame_id": f0, "boxes": [[boxed.0, boxed.1, boxed.2, boxed.3]], "reason": "my face", "contact": "me@example.org"}));
+    let r = post(
+        &json!({"frame_id": f0, "boxes": [[boxed.0, boxed.1, boxed.2, boxed.3]], "reason": "my face", "contact": "me@example.org"}),
+    );
     assert_eq!(r.status(), 201);
     let r0: Value = r.json().expect("json");
     assert_eq!(r0["step"], "requested");
@@ -410,12 +523,16 @@ fn redactions_reblur_withdraw_and_reject() {
     let before = imagery(&server, &f0);
     let before_etag = before.headers()["etag"].to_str().expect("etag").to_owned();
     let before = image::load_from_memory(&before.bytes().expect("bytes")).expect("decode").to_luma8();
-    let applied: Value = serde_json::from_str(&roadhex_ok(&["redactions", "approve", &r0_id, "--data", data_s]))
-        .expect("json");
+    let applied: Value =
+        serde_json::from_str(&roadhex_ok(&["redactions", "approve", &r0_id, "--data", data_s]))
+            .expect("json");
     assert_eq!((applied["step"].as_str(), applied["outcome"].as_str()), (Some("applied"), Some("reblurred")));
     assert!(!data.join(format!("frames/{id}/0000.jpg")).exists(), "old version deleted");
     assert!(data.join(format!("frames/{id}/0000-{r0_id}.jpg")).exists());
-    assert!(eventually(|| imagery(&server, &f0).headers().get("etag").is_some_and(|e| e != before_etag.as_str())));
+    assert!(eventually(|| imagery(&server, &f0)
+        .headers()
+        .get("etag")
+        .is_some_and(|e| e != before_etag.as_str())));
     let after = imagery(&server, &f0);
     assert_eq!(after.status(), 200);
     let after = image::load_from_memory(&after.bytes().expect("bytes")).expect("decode").to_luma8();
@@ -437,9 +554,14 @@ fn redactions_reblur_withdraw_and_reject() {
         (row[0]["lat"].as_f64().expect("lat"), row[0]["lon"].as_f64().expect("lon"))
     };
     assert!(tile_frames(&server, lat, lon).contains(&f1));
-    let applied: Value = operator(&server, reqwest::Method::POST, &format!("/v1/redactions/{r1_id}/approve"), &json!({"note": "ok"}))
-        .json()
-        .expect("json");
+    let applied: Value = operator(
+        &server,
+        reqwest::Method::POST,
+        &format!("/v1/redactions/{r1_id}/approve"),
+        &json!({"note": "ok"}),
+    )
+    .json()
+    .expect("json");
     assert_eq!(applied["outcome"], "withdrawn", "{applied}");
     assert!(eventually(|| imagery(&server, &f1).status() == 404));
     assert!(eventually(|| !tile_frames(&server, lat, lon).contains(&f1)));
@@ -459,7 +581,11 @@ fn redactions_reblur_withdraw_and_reject() {
     // Every step is in the audit table.
     let steps = sql(&data, "SELECT redaction_id, step FROM redactions ORDER BY \"at\", step");
     let of = |rid: &str| -> Vec<String> {
-        steps.iter().filter(|s| s["redaction_id"] == rid).filter_map(|s| s["step"].as_str().map(str::to_owned)).collect()
+        steps
+            .iter()
+            .filter(|s| s["redaction_id"] == rid)
+            .filter_map(|s| s["step"].as_str().map(str::to_owned))
+            .collect()
     };
     let set = |rid: &str| of(rid).into_iter().collect::<BTreeSet<_>>();
     assert_eq!(set(&r0_id), BTreeSet::from(["requested", "approved", "applied"].map(String::from)));

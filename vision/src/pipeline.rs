@@ -7,6 +7,7 @@
 use crate::anonymize::{Detection, Ensemble, blur};
 use crate::error::{Result, VisionError};
 use crate::place::{CoveredCell, Placed, coverage, place_frames};
+use crate::privacy;
 use crate::quality::{Quality, QualityConfig, assess, capture_tilt};
 use crate::tables;
 use bytes::Bytes;
@@ -16,12 +17,11 @@ use opencv::imgcodecs;
 use opencv::prelude::*;
 use roadhex_lake::{Lake, paths};
 use roadhex_schemas::gates::{GateConfig, evaluate_frames};
+use roadhex_schemas::privacy::PrivacyPolicy;
 use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, Reason};
 use roadhex_schemas::{CaptureId, CaptureManifest};
-use roadhex_schemas::privacy::PrivacyPolicy;
 use std::sync::Arc;
 use std::time::Duration;
-use crate::privacy;
 
 /// JPEG quality of published frames.
 pub const PUBLISH_QUALITY: i32 = 90;

@@ -3,18 +3,18 @@
 use super::error::ErrorBody;
 use super::{DEVICE_HEADER, SIGNATURE_HEADER};
 use crate::error::{IngestError, Result};
-use crate::registry::{Challenge, DeviceRecord, Registration};
 use crate::privacy::{PrivacyRequest, PrivacyView, RequestAuth, ZoneRequest};
+use crate::registry::{Challenge, DeviceRecord, Registration};
 use crate::{FrameStored, Ingest, Opened};
-use axum::http::{Method, Uri};
-use roadhex_schemas::privacy::{Zone, ZoneShape};
-use roadhex_schemas::signing::TIME_HEADER;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
 use futures::StreamExt as _;
+use roadhex_schemas::privacy::{Zone, ZoneShape};
+use roadhex_schemas::signing::TIME_HEADER;
 use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
 use std::sync::Arc;
 use utoipa::OpenApi;
@@ -27,8 +27,23 @@ type S = State<Arc<Ingest>>;
         title = "roadhex ingest API",
         description = "Device registration and signed, resumable capture uploads."
     ),
-    paths(healthz, readyz, challenge, register, device, revoke, open_capture, put_frame, commit, status,
-        add_zone, list_zones, delete_zone, get_privacy, put_privacy),
+    paths(
+        healthz,
+        readyz,
+        challenge,
+        register,
+        device,
+        revoke,
+        open_capture,
+        put_frame,
+        commit,
+        status,
+        add_zone,
+        list_zones,
+        delete_zone,
+        get_privacy,
+        put_privacy
+    ),
     components(schemas(
         Zone,
         ZoneShape,

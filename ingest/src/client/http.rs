@@ -81,10 +81,9 @@ impl Api {
                     .header(roadhex_schemas::signing::TIME_HEADER, unix_s.to_string())
                     .header("content-type", "application/json")
                     .body(bytes.clone()),
-                Body::Operator { bytes, token } => req
-                    .bearer_auth(token)
-                    .header("content-type", "application/json")
-                    .body(bytes.clone()),
+                Body::Operator { bytes, token } => {
+                    req.bearer_auth(token).header("content-type", "application/json").body(bytes.clone())
+                }
             };
             let outcome = req.send().await;
             let retry_after = match &outcome {

@@ -34,7 +34,8 @@ async fn call<T: serde::de::DeserializeOwned>(
                 .sign(&request_message(method.as_str(), path, unix_s, body))
                 .map_err(|e| IngestError::Build(e.to_string()))?;
             let device = key.device_id.to_string();
-            api.call(method, path, Body::Signed { bytes, device: &device, signature: &signature, unix_s }).await?
+            api.call(method, path, Body::Signed { bytes, device: &device, signature: &signature, unix_s })
+                .await?
         }
     };
     Ok(out)
@@ -61,7 +62,9 @@ pub async fn delete_zone(server: &str, cred: Credential<'_>, zone_id: &str) -> R
 
 /// The contributor path segment, checked so it cannot change the path.
 fn contributor_path(contributor: &str) -> Result<String> {
-    if contributor.is_empty() || !contributor.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b)) {
+    if contributor.is_empty()
+        || !contributor.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b))
+    {
         return Err(IngestError::ContributorInvalid);
     }
     Ok(format!("/v1/contributors/{contributor}/privacy"))
@@ -71,7 +74,12 @@ pub async fn privacy(server: &str, cred: Credential<'_>, contributor: &str) -> R
     call(server, cred, Method::GET, &contributor_path(contributor)?, &[]).await
 }
 
-pub async fn set_trim(server: &str, cred: Credential<'_>, contributor: &str, trim_m: f64) -> Result<PrivacyView> {
+pub async fn set_trim(
+    server: &str,
+    cred: Credential<'_>,
+    contributor: &str,
+    trim_m: f64,
+) -> Result<PrivacyView> {
     call(server, cred, Method::PUT, &contributor_path(contributor)?, &json(&PrivacyRequest { trim_m })?).await
 }
 
@@ -81,7 +89,9 @@ pub fn read_zones(path: &Path) -> Result<Vec<Zone>> {
     let zones: Vec<Zone> = serde_json::from_slice(&bytes)
         .map_err(|e| IngestError::Build(format!("{}: not a zones list: {e}", path.display())))?;
     for z in &zones {
-        z.shape.validate().map_err(|e| IngestError::Build(format!("{}: zone {}: {e}", path.display(), z.zone_id)))?;
+        z.shape
+            .validate()
+            .map_err(|e| IngestError::Build(format!("{}: zone {}: {e}", path.display(), z.zone_id)))?;
     }
     Ok(zones)
 }

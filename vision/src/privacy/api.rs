@@ -66,7 +66,8 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(error = %self.0, "redaction request failed");
         }
-        (status, Json(RedactionError { code: self.0.code().to_owned(), message: self.0.to_string() })).into_response()
+        (status, Json(RedactionError { code: self.0.code().to_owned(), message: self.0.to_string() }))
+            .into_response()
     }
 }
 
@@ -74,7 +75,10 @@ type Result<T> = std::result::Result<T, ApiError>;
 
 fn operator(state: &AppState, headers: &HeaderMap) -> Result<()> {
     let expected = state.operator_token.as_deref().ok_or(VisionError::OperatorDisabled)?;
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     if token_matches(given, expected) { Ok(()) } else { Err(VisionError::Unauthorized.into()) }
 }
 
@@ -132,7 +136,12 @@ async fn list(State(s): S, headers: HeaderMap) -> Result<Json<Vec<Redaction>>> {
     params(("id" = String, Path, description = "redaction id")),
     responses((status = 200, body = Redaction), (status = 401, body = RedactionError), (status = 404, body = RedactionError),
         (status = 409, body = RedactionError)))]
-async fn approve(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Json<Redaction>> {
+async fn approve(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Redaction>> {
     operator(&s, &headers)?;
     let d: Decision = if body.is_empty() { Decision::default() } else { parse(&body)? };
     Ok(Json(redact::approve(&s.lake, &id, "operator", d.note).await?))
@@ -143,7 +152,12 @@ async fn approve(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: 
     params(("id" = String, Path, description = "redaction id")),
     responses((status = 200, body = Redaction), (status = 401, body = RedactionError), (status = 404, body = RedactionError),
         (status = 409, body = RedactionError)))]
-async fn reject(State(s): S, Path(id): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> Result<Json<Redaction>> {
+async fn reject(
+    State(s): S,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Redaction>> {
     operator(&s, &headers)?;
     let d: Decision = if body.is_empty() { Decision::default() } else { parse(&body)? };
     Ok(Json(redact::reject(&s.lake, &id, "operator", d.note).await?))

@@ -55,7 +55,10 @@ pub async fn audit(lake: &Lake, policy: &PrivacyPolicy) -> Result<AuditReport> {
             report.add(
                 code,
                 paths::raw_capture_prefix(&id).to_string(),
-                format!("{count} raw objects, oldest {age_h:.1} h old (limit {} h, or until processed)", policy.raw_retention_h),
+                format!(
+                    "{count} raw objects, oldest {age_h:.1} h old (limit {} h, or until processed)",
+                    policy.raw_retention_h
+                ),
             );
         }
     }
@@ -63,7 +66,11 @@ pub async fn audit(lake: &Lake, policy: &PrivacyPolicy) -> Result<AuditReport> {
     report.frame_rows = rows.len();
     let keys: HashSet<&str> = rows.iter().map(|r| r.object_key.as_str()).collect();
     for r in rows.iter().filter(|r| r.anonymizer.trim().is_empty()) {
-        report.add("frame_without_anonymization", r.frame_id.clone(), "published row names no anonymizer".into());
+        report.add(
+            "frame_without_anonymization",
+            r.frame_id.clone(),
+            "published row names no anonymizer".into(),
+        );
     }
     for path in lake.list(&paths::published_frames_prefix()).await? {
         report.published_objects += 1;
@@ -71,14 +78,19 @@ pub async fn audit(lake: &Lake, policy: &PrivacyPolicy) -> Result<AuditReport> {
             report.add(
                 "published_without_record",
                 path.to_string(),
-                "an object under frames/ that no published frame row (with its anonymization record) names".into(),
+                "an object under frames/ that no published frame row (with its anonymization record) names"
+                    .into(),
             );
         }
         let Some(bytes) = lake.get(&path).await? else { continue };
         let markers = metadata_markers(&bytes);
         if !markers.is_empty() {
             let names: Vec<String> = markers.iter().map(|m| format!("0xFF{m:02X}")).collect();
-            report.add("frame_has_metadata", path.to_string(), format!("metadata segments {}", names.join(", ")));
+            report.add(
+                "frame_has_metadata",
+                path.to_string(),
+                format!("metadata segments {}", names.join(", ")),
+            );
         }
     }
     for (frame_id, reason) in violations(lake, policy, &rows).await? {

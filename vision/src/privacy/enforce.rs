@@ -22,7 +22,11 @@ pub struct Violation {
 }
 
 /// Checks every row against the zones and the drive trimming in force now.
-pub(crate) async fn violations(lake: &Lake, policy: &PrivacyPolicy, rows: &[FrameRow]) -> Result<Vec<(String, Reason)>> {
+pub(crate) async fn violations(
+    lake: &Lake,
+    policy: &PrivacyPolicy,
+    rows: &[FrameRow],
+) -> Result<Vec<(String, Reason)>> {
     let zones = registry::zones(lake).await?;
     let mut trim_of: HashMap<String, f64> = HashMap::new();
     let mut tracks_of: HashMap<String, Vec<TrackSummary>> = HashMap::new();

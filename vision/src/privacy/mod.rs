@@ -59,7 +59,8 @@ pub(crate) async fn check(
         })
         .collect();
     let trim_m = policy.trim_for(registry::settings(lake, contributor).await?.map(|s| s.trim_m));
-    let (Some(summary), Some(device)) = (summarize(id.as_str(), manifest), DeviceId::parse(&manifest.device_id))
+    let (Some(summary), Some(device)) =
+        (summarize(id.as_str(), manifest), DeviceId::parse(&manifest.device_id))
     else {
         return Ok(Ok(out));
     };

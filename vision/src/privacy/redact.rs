@@ -133,7 +133,8 @@ pub async fn request(lake: &Lake, req: RedactionRequest) -> Result<Redaction> {
     if req.contact.as_ref().is_some_and(|c| c.chars().count() > 200) {
         return Err(invalid("contact is at most 200 characters"));
     }
-    let row = find(lake, &req.frame_id).await?.ok_or_else(|| VisionError::FrameNotFound(req.frame_id.clone()))?;
+    let row =
+        find(lake, &req.frame_id).await?.ok_or_else(|| VisionError::FrameNotFound(req.frame_id.clone()))?;
     let boxes = req.boxes.filter(|b| !b.is_empty());
     if let Some(boxes) = &boxes {
         if boxes.len() > MAX_BOXES {
@@ -169,7 +170,9 @@ pub async fn request(lake: &Lake, req: RedactionRequest) -> Result<Redaction> {
 
 pub async fn get(lake: &Lake, id: &str) -> Result<Redaction> {
     check_id(id)?;
-    lake.get_json(&paths::redaction_state(id)).await?.ok_or_else(|| VisionError::RedactionNotFound(id.to_owned()))
+    lake.get_json(&paths::redaction_state(id))
+        .await?
+        .ok_or_else(|| VisionError::RedactionNotFound(id.to_owned()))
 }
 
 /// Requests oldest first; only the undecided ones unless `all`.
@@ -199,7 +202,10 @@ pub async fn approve(lake: &Lake, id: &str, actor: &str, note: Option<String>) -
         }
         Step::Approved => {}
         Step::Rejected | Step::Applied => {
-            return Err(VisionError::RedactionDecided { id: id.to_owned(), step: r.step.as_str().to_owned() });
+            return Err(VisionError::RedactionDecided {
+                id: id.to_owned(),
+                step: r.step.as_str().to_owned(),
+            });
         }
     }
     let outcome = match find(lake, &r.frame_id).await? {
@@ -241,12 +247,13 @@ pub async fn reject(lake: &Lake, id: &str, actor: &str, note: Option<String>) ->
 
 /// Blurs the boxes into a new version of the frame, points its row there, deletes the old bytes.
 async fn reblur(lake: &Lake, row: &FrameRow, boxes: &[[u32; 4]], version: &str) -> Result<()> {
-    let (capture, index) =
-        paths::parse_frame_id(&row.frame_id).ok_or_else(|| VisionError::FrameNotFound(row.frame_id.clone()))?;
+    let (capture, index) = paths::parse_frame_id(&row.frame_id)
+        .ok_or_else(|| VisionError::FrameNotFound(row.frame_id.clone()))?;
     let new_key = paths::redacted_frame(&capture, index, version);
     let old_key = object_store_path(&row.object_key);
     if old_key != new_key {
-        let old = lake.get(&old_key).await?.ok_or_else(|| VisionError::FrameNotFound(row.frame_id.clone()))?;
+        let old =
+            lake.get(&old_key).await?.ok_or_else(|| VisionError::FrameNotFound(row.frame_id.clone()))?;
         let regions: Vec<Detection> = boxes
             .iter()
             .map(|&[x, y, w, h]| Detection {
@@ -266,7 +273,8 @@ async fn reblur(lake: &Lake, row: &FrameRow, boxes: &[[u32; 4]], version: &str) 
         let size = jpeg.len() as u64;
         lake.put(&new_key, Bytes::from(jpeg)).await?;
         let anonymizer = format!("{}+redaction:{version}", row.anonymizer);
-        revise(lake, &row.frame_id, new_key.as_ref(), size, &anonymizer, std::slice::from_ref(&row.date)).await?;
+        revise(lake, &row.frame_id, new_key.as_ref(), size, &anonymizer, std::slice::from_ref(&row.date))
+            .await?;
         lake.delete(&old_key).await?;
     }
     Ok(())

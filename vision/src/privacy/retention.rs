@@ -35,15 +35,19 @@ pub(crate) async fn raw_captures(lake: &Lake) -> Result<BTreeMap<CaptureId, (Dat
 }
 
 /// Whether a capture's raw data must be gone by `now`.
-pub(crate) fn overdue(policy: &PrivacyPolicy, oldest: DateTime<Utc>, status: Option<&CaptureStatus>, now: DateTime<Utc>) -> Option<&'static str> {
-    let limit = chrono::Duration::hours(i64::try_from(policy.raw_retention_h).unwrap_or(i64::MAX / 3_600_000));
+pub(crate) fn overdue(
+    policy: &PrivacyPolicy,
+    oldest: DateTime<Utc>,
+    status: Option<&CaptureStatus>,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
+    let limit =
+        chrono::Duration::hours(i64::try_from(policy.raw_retention_h).unwrap_or(i64::MAX / 3_600_000));
     if now - oldest > limit {
         return Some("raw_past_retention");
     }
     let finished = status.filter(|s| matches!(s.state, CaptureStage::Published | CaptureStage::Rejected));
-    finished
-        .filter(|s| (now - s.updated_at).num_seconds() > FINISHED_GRACE_S)
-        .map(|_| "raw_after_processing")
+    finished.filter(|s| (now - s.updated_at).num_seconds() > FINISHED_GRACE_S).map(|_| "raw_after_processing")
 }
 
 /// Deletes raw data past the limit (rejecting its capture if it never finished) and leftovers of
@@ -55,7 +59,9 @@ pub async fn purge(lake: &Lake, policy: &PrivacyPolicy) -> Result<PurgeReport> {
         let state_path = paths::capture_state(&id);
         let status: Option<CaptureStatus> = lake.get_json(&state_path).await?;
         let Some(why) = overdue(policy, oldest, status.as_ref(), now) else { continue };
-        if let Some(mut s) = status.filter(|s| !matches!(s.state, CaptureStage::Published | CaptureStage::Rejected)) {
+        if let Some(mut s) =
+            status.filter(|s| !matches!(s.state, CaptureStage::Published | CaptureStage::Rejected))
+        {
             s.state = CaptureStage::Rejected;
             s.reasons.push(Reason {
                 code: "raw_retention_expired".into(),

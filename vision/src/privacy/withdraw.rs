@@ -36,7 +36,8 @@ pub(crate) async fn delete_versions(lake: &Lake, capture: &CaptureId, index: usi
     let mut n = 0;
     for path in lake.list(&paths::published_frames_prefix().join(capture.as_str())).await? {
         let name = path.filename().unwrap_or_default();
-        if name.strip_prefix(stem.as_str()).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-')) {
+        if name.strip_prefix(stem.as_str()).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
+        {
             lake.delete(&path).await?;
             n += 1;
         }
@@ -100,7 +101,11 @@ pub async fn withdraw(lake: &Lake, requested: &[(String, Reason)]) -> Result<Wit
     Ok(report)
 }
 
-fn keep_where(batch: &RecordBatch, column: &str, drop: &HashSet<String>) -> roadhex_lake::Result<Option<RecordBatch>> {
+fn keep_where(
+    batch: &RecordBatch,
+    column: &str,
+    drop: &HashSet<String>,
+) -> roadhex_lake::Result<Option<RecordBatch>> {
     let values = text(batch, column)?;
     let keep: BooleanArray = (0..batch.num_rows()).map(|i| Some(!drop.contains(values.value(i)))).collect();
     filter_rows(batch, &keep)
@@ -126,8 +131,12 @@ async fn rewrite_rows(
     })
     .await?
     .rows_removed;
-    removed += rewrite(lake, lock, Table::Detections, dates, |_, b| keep_where(b, "frame_id", ids)).await?.rows_removed;
-    removed += rewrite(lake, lock, Table::Coverage, dates, |_, b| keep_where(b, "capture_id", captures)).await?.rows_removed;
+    removed += rewrite(lake, lock, Table::Detections, dates, |_, b| keep_where(b, "frame_id", ids))
+        .await?
+        .rows_removed;
+    removed += rewrite(lake, lock, Table::Coverage, dates, |_, b| keep_where(b, "capture_id", captures))
+        .await?
+        .rows_removed;
     for (capture, mut rows) in staying {
         let Some(id) = CaptureId::parse(&capture) else { continue };
         rows.sort_by_key(|r| r.index);
@@ -135,11 +144,24 @@ async fn rewrite_rows(
             .iter()
             .filter_map(|r| {
                 let cell = LatLng::new(r.lat, r.lon).ok()?.to_cell(COVERAGE_RES);
-                Some(Placed { index: r.index, t_ms: r.t_ms, lat: r.lat, lon: r.lon, heading: r.heading, speed: r.speed, cell })
+                Some(Placed {
+                    index: r.index,
+                    t_ms: r.t_ms,
+                    lat: r.lat,
+                    lon: r.lon,
+                    heading: r.heading,
+                    speed: r.speed,
+                    cell,
+                })
             })
             .collect();
         let Some(first) = rows.first() else { continue };
-        let owner = Owner { capture: &id, mount: &first.mount, device: &first.device_id, contributor: &first.contributor_id };
+        let owner = Owner {
+            capture: &id,
+            mount: &first.mount,
+            device: &first.device_id,
+            contributor: &first.contributor_id,
+        };
         let batch = coverage_batch(&coverage(&placed), &owner)?;
         let kept: Vec<&str> = rows.iter().map(|r| r.frame_id.as_str()).collect();
         let key = format!("capture-{id}-rev-{}", &sha256_hex(kept.join(",").as_bytes())[..16]);
@@ -170,7 +192,10 @@ pub(crate) async fn revise(
         changed += hit.true_count();
         let schema = batch.schema();
         let mut cols = batch.columns().to_vec();
-        let set = |cols: &mut Vec<arrow::array::ArrayRef>, name: &str, value: &dyn Datum| -> roadhex_lake::Result<()> {
+        let set = |cols: &mut Vec<arrow::array::ArrayRef>,
+                   name: &str,
+                   value: &dyn Datum|
+         -> roadhex_lake::Result<()> {
             let i = schema.index_of(name)?;
             cols[i] = arrow::compute::kernels::zip::zip(&hit, value, &cols[i])?;
             Ok(())
