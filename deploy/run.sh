@@ -21,5 +21,6 @@ for _ in $(seq 100); do
 done
 "$BIN" demo --server "$URL" --work ./data-demo --shared-data "$SHARED"
 echo "run: node at $URL (web map: $URL/, API: $URL/openapi.json), Flight SQL at grpc://$FLIGHT. Ctrl-C to stop."
+echo "run: privacy: the first and last 200 m of each drive are never published, and a drive's last capture waits 2 min for a next one (docs/privacy.md)."
 echo "run: SQL token $ROADHEX_SQL_TOKEN — try: roadhex sql --server $URL \"SELECT count(*) FROM frames\""
 wait $server

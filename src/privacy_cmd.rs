@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use roadhex_ingest::client::privacy::{self as client, Credential};
 use roadhex_ingest::privacy::ZoneRequest;
 use roadhex_lake::Lake;
-use roadhex_schemas::privacy::{Zone, ZoneShape};
+use roadhex_schemas::privacy::{PrivacyPolicy, Zone, ZoneShape};
 use roadhex_vision::privacy::{audit, enforce, redact, retention};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +23,9 @@ pub(crate) struct StoreArgs {
     /// Object store URL instead of --data.
     #[arg(long, env = "ROADHEX_STORE")]
     store: Option<String>,
+    /// The node's TOML config: its `[privacy]` table is the policy (flags still win).
+    #[arg(long, env = "ROADHEX_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -32,6 +35,22 @@ impl StoreArgs {
             anyhow::bail!("{url} holds no roadhex data");
         }
         Ok(Lake::open(&url)?)
+    }
+
+    /// The policy the node runs with: its config file's `[privacy]` table under the flags.
+    fn policy(&self, flags: &PolicyArgs) -> anyhow::Result<PrivacyPolicy> {
+        let base = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+                match table.get("privacy") {
+                    Some(v) => v.clone().try_into().with_context(|| format!("{}: [privacy]", path.display()))?,
+                    None => PrivacyPolicy::default(),
+                }
+            }
+            None => PrivacyPolicy::default(),
+        };
+        flags.over(base)
     }
 }
 
@@ -195,15 +214,15 @@ pub(crate) async fn privacy(cmd: PrivacyCmd) -> anyhow::Result<ExitCode> {
             say(&serde_json::to_string(&view)?);
         }
         PrivacyCmd::Enforce { store, policy } => {
-            let report = enforce::enforce(&store.open()?, &policy.over(Default::default())?).await?;
+            let report = enforce::enforce(&store.open()?, &store.policy(&policy)?).await?;
             say(&serde_json::to_string(&report)?);
         }
         PrivacyCmd::Purge { store, policy } => {
-            let report = retention::purge(&store.open()?, &policy.over(Default::default())?).await?;
+            let report = retention::purge(&store.open()?, &store.policy(&policy)?).await?;
             say(&serde_json::to_string(&report)?);
         }
         PrivacyCmd::Audit { store, policy, json } => {
-            let report = audit::audit(&store.open()?, &policy.over(Default::default())?).await?;
+            let report = audit::audit(&store.open()?, &store.policy(&policy)?).await?;
             if json {
                 say(&serde_json::to_string(&report)?);
             } else {
