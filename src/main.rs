@@ -33,8 +33,12 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Ingest errors carry a stable code that scripts can match on.
-            match e.downcast_ref::<roadhex_ingest::IngestError>() {
-                Some(ie) => eprintln!("error: {e:#} ({})", ie.code()),
+            let code = e
+                .downcast_ref::<roadhex_ingest::IngestError>()
+                .map(roadhex_ingest::IngestError::code)
+                .or_else(|| e.downcast_ref::<roadhex_rewards::RewardsError>().map(roadhex_rewards::RewardsError::code));
+            match code {
+                Some(code) => eprintln!("error: {e:#} ({code})"),
                 None => eprintln!("error: {e:#}"),
             }
             ExitCode::FAILURE

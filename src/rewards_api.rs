@@ -23,7 +23,7 @@ fn status_of(e: &RewardsError) -> StatusCode {
     match e {
         E::ContributorInvalid(_) | E::EpochInvalid(_) => StatusCode::BAD_REQUEST,
         E::EpochNotRun(_) => StatusCode::NOT_FOUND,
-        E::EpochOpen { .. } => StatusCode::CONFLICT,
+        E::EpochOpen { .. } | E::NotDrained { .. } => StatusCode::CONFLICT,
         E::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         E::Sql(_) | E::Arrow(_) | E::Schema { .. } | E::Config(_) | E::LedgerCorrupt(_) => {
             StatusCode::INTERNAL_SERVER_ERROR

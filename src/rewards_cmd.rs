@@ -34,6 +34,9 @@ pub(crate) enum RewardsCmd {
         /// One JSON object instead of text and a progress bar.
         #[arg(long)]
         json: bool,
+        /// Close the epoch even if captures committed before its cutoff are still being processed.
+        #[arg(long)]
+        force: bool,
     },
     /// A contributor's per-epoch statements with Merkle proofs (JSON).
     Statement {
@@ -91,10 +94,13 @@ fn open(s: &StoreArgs) -> anyhow::Result<Lake> {
 
 pub(crate) async fn rewards(cmd: RewardsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        RewardsCmd::Run { store, epoch, json } => {
+        RewardsCmd::Run { store, epoch, json, force } => {
             let cfg = load_config(store.config.as_deref())?;
             let lake = open(&store)?;
             let epoch = Epoch::parse(&cfg, &epoch)?;
+            if !force {
+                roadhex_rewards::run::check_drained(&lake, &epoch).await?;
+            }
             let bar = if json { ProgressBar::hidden() } else { ProgressBar::new(Step::COUNT) };
             bar.set_style(ProgressStyle::with_template("{prefix} [{bar:20}] {pos}/{len} {msg}")?);
             bar.set_prefix(format!("epoch {}", epoch.id));

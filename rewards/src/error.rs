@@ -25,6 +25,8 @@ pub enum RewardsError {
     Schema { table: &'static str, column: String },
     #[error("ledger of epoch {0} does not match its Merkle root")]
     LedgerCorrupt(String),
+    #[error("epoch {epoch}: {count} captures committed before the cutoff are not processed yet (first: {first}); run again once vision has finished them, or pass --force")]
+    NotDrained { epoch: String, count: usize, first: String },
 }
 
 impl RewardsError {
@@ -40,6 +42,7 @@ impl RewardsError {
             Self::EpochNotRun(_) => "epoch_not_run",
             Self::Schema { .. } => "table_error",
             Self::LedgerCorrupt(_) => "ledger_corrupt",
+            Self::NotDrained { .. } => "epoch_not_drained",
         }
     }
 }

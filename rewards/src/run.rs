@@ -106,6 +106,57 @@ pub async fn run_epoch(
     })
 }
 
+/// How long past its settle time the node waits for unfinished captures before it closes an epoch
+/// anyway. The raw-retention purge rejects any capture stuck for a day, so this is a safety net.
+pub const MAX_DRAIN_WAIT_MS: i64 = 48 * 3_600_000;
+
+/// Captures committed before the epoch's cutoff, with frames in the epoch, that vision has not
+/// finished (neither published nor rejected). An epoch closed before they finish would miss them.
+pub async fn unfinished(lake: &Lake, epoch: &Epoch) -> Result<Vec<String>> {
+    use roadhex_schemas::state::{CaptureStage, CaptureStatus};
+    let ctx = roadhex_lake::catalog::session(lake)?;
+    let day = |ms: i64| {
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
+    };
+    // Partitions are by the day of a capture's first frame; one day of slack covers any capture.
+    let (d0, d1) = (day(epoch.start_ms - 86_400_000), day(epoch.end_ms));
+    let sql = format!(
+        "SELECT capture_id FROM captures
+         WHERE date >= '{d0}' AND date <= '{d1}'
+           AND CAST(end_time AS BIGINT) >= {start} AND CAST(start_time AS BIGINT) < {end}
+           AND CAST(committed_at AS BIGINT) <= {cutoff}
+           AND capture_id NOT IN (SELECT DISTINCT capture_id FROM frames WHERE date >= '{d0}' AND date <= '{d1}')",
+        start = epoch.start_ms,
+        end = epoch.end_ms,
+        cutoff = epoch.cutoff_ms,
+    );
+    let mut out = Vec::new();
+    for b in ctx.sql(&sql).await?.collect().await? {
+        let ids = roadhex_lake::columns::text(&b, "capture_id")?;
+        for i in 0..b.num_rows() {
+            let Some(id) = roadhex_schemas::CaptureId::parse(ids.value(i)) else { continue };
+            let state: Option<CaptureStatus> = lake.get_json(&roadhex_lake::paths::capture_state(&id)).await?;
+            if state.is_none_or(|s| !matches!(s.state, CaptureStage::Published | CaptureStage::Rejected)) {
+                out.push(id.to_string());
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Refuses to close an epoch while captures it should count are still in the pipeline.
+pub async fn check_drained(lake: &Lake, epoch: &Epoch) -> Result<()> {
+    let left = unfinished(lake, epoch).await?;
+    match left.first() {
+        None => Ok(()),
+        Some(first) => {
+            Err(RewardsError::NotDrained { epoch: epoch.id.clone(), count: left.len(), first: first.clone() })
+        }
+    }
+}
+
 /// Closed epochs (cutoff plus settle time passed) among the last `catch_up` that have no epochs
 /// row yet, oldest first.
 pub async fn pending(lake: &Lake, cfg: &RewardsConfig, now_ms: i64, catch_up: i64) -> Result<Vec<Epoch>> {
@@ -141,6 +192,17 @@ pub async fn serve(
         match pending(&lake, &cfg, now, catch_up).await {
             Ok(epochs) => {
                 for e in epochs {
+                    // Wait for vision to finish what was uploaded in time, up to a bound.
+                    match check_drained(&lake, &e).await {
+                        Err(err @ RewardsError::NotDrained { .. })
+                            if now < e.cutoff_ms + cfg.settle_ms() + MAX_DRAIN_WAIT_MS =>
+                        {
+                            tracing::info!(epoch = %e.id, reason = %err, "epoch waits for the pipeline");
+                            continue;
+                        }
+                        Err(err) => tracing::warn!(epoch = %e.id, error = %err, "closing the epoch anyway"),
+                        Ok(()) => {}
+                    }
                     match run_epoch(&lake, &cfg, &e, now, &|_| {}).await {
                         Ok(r) => {
                             tracing::info!(epoch = %r.epoch_id, root = %r.merkle_root, credits = r.credits, "epoch closed")

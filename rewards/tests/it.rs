@@ -116,3 +116,51 @@ async fn public_sql_matches_the_ledger_with_regions_and_tiers() {
         simulate(&Lake::open("memory://").expect("lake"), &RewardsConfig::default(), 5).await.expect("sim");
     assert_ne!(plain.merkle_root, report.merkle_root, "the region weight changes the ledger");
 }
+
+#[tokio::test]
+async fn an_epoch_waits_for_captures_still_in_the_pipeline() {
+    use roadhex_rewards::synth::{SynthCapture, SynthFrame, hex_id, write};
+    use roadhex_schemas::state::{CaptureStage, CaptureStatus};
+    let cfg = RewardsConfig::default();
+    let epoch = Epoch::parse(&cfg, SIM_EPOCH).expect("epoch");
+    let lake = Lake::open("memory://").expect("lake");
+    let capture = |label: &str| SynthCapture {
+        id: hex_id(label),
+        device_id: hex_id("device"),
+        contributor_id: "dora".into(),
+        sequence: 1,
+        mount: "front",
+        created_ms: epoch.start_ms + 3_600_000,
+        committed_ms: epoch.start_ms + 7_200_000,
+        frames: vec![SynthFrame { t_ms: epoch.start_ms + 3_000_000, lat: 45.0, lon: 13.0, phash: 1, quality: "ok" }],
+    };
+    let (done, queued) = (capture("published"), capture("queued"));
+    write(&lake, std::slice::from_ref(&done), "done").await.expect("write");
+    write(&lake, std::slice::from_ref(&queued), "queued").await.expect("write");
+    // The queued capture is committed but vision has published nothing of it yet.
+    let day = roadhex_lake::writer::partition_date(queued.frames[0].t_ms);
+    let frames = roadhex_lake::paths::table_file(roadhex_schemas::tables::Table::Frames, &day, "queued");
+    lake.delete(&frames).await.expect("delete frames");
+    let left = roadhex_rewards::run::unfinished(&lake, &epoch).await.expect("unfinished");
+    assert_eq!(left, vec![queued.id.clone()]);
+    let err = roadhex_rewards::run::check_drained(&lake, &epoch).await.expect_err("not drained");
+    assert_eq!(err.code(), "epoch_not_drained");
+    // Once vision rejects it (or publishes it), the epoch may close.
+    let id = roadhex_schemas::CaptureId::parse(&queued.id).expect("id");
+    let now = chrono::Utc::now();
+    let status = CaptureStatus {
+        capture_id: queued.id.clone(),
+        device_id: queued.device_id.clone(),
+        contributor_id: "dora".into(),
+        sequence: 1,
+        state: CaptureStage::Rejected,
+        reasons: Vec::new(),
+        received_at: now,
+        committed_at: Some(now),
+        updated_at: now,
+        frames: Vec::new(),
+        table_date: None,
+    };
+    lake.put_json(&roadhex_lake::paths::capture_state(&id), &status).await.expect("state");
+    roadhex_rewards::run::check_drained(&lake, &epoch).await.expect("drained");
+}

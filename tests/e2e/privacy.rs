@@ -233,11 +233,18 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     assert!(again.starts_with(&zone_id), "{again}");
     let path = format!("/v1/zones/{zone_id}");
     assert_refused(signed(&server, &other, reqwest::Method::DELETE, &path, &[], now), 403, "forbidden");
+    // A polygon (a GeoJSON Feature, as QGIS exports it) far from the drive: it changes nothing here.
+    let work = tmp.path().join("work.geojson");
+    let ring = json!([[13.0, 45.0], [13.01, 45.0], [13.01, 45.01], [13.0, 45.01], [13.0, 45.0]]);
+    let feature = json!({"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}});
+    std::fs::write(&work, feature.to_string()).expect("geojson");
+    let poly = roadhex_ok(&["zones", "add", "--server", srv, "--key", &key_file, "--polygon", work.to_str().expect("utf8")]);
+    assert!(poly.contains("polygon of 5 vertices"), "{poly}");
     let listed = roadhex_ok(&["zones", "list", "--server", srv, "--key", &key_file, "--json"]);
     let zones_file = tmp.path().join("zones.json");
     std::fs::write(&zones_file, &listed).expect("zones file");
     let zones: Value = serde_json::from_str(&listed).expect("zones json");
-    assert_eq!(zones.as_array().map(Vec::len), Some(1), "{zones}");
+    assert_eq!(zones.as_array().map(Vec::len), Some(2), "{zones}");
 
     // capture build drops zone frames before anything is uploaded.
     let frames_dir = tmp.path().join("frames");
@@ -442,7 +449,7 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     let listed: Value =
         serde_json::from_str(&roadhex_ok(&["zones", "list", "--server", srv, "--key", &key_file, "--json"]))
             .expect("json");
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "the network zone remains: {listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "the polygon and the network zone remain: {listed}");
 }
 
 /// Trimming follows the drive, not the capture: vision holds a capture until the next one of the
