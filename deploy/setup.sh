@@ -37,6 +37,8 @@ bash "$(dirname "$0")/models.sh"
 # DuckDB and pyarrow: the reference engine and independent Parquet reader of tests and benches.
 bash "$(dirname "$0")/pytools.sh"
 bash "$(dirname "$0")/web.sh"
+# s3s-fs: the S3 server the S3 tests start on loopback.
+bash "$(dirname "$0")/s3.sh"
 
 # Builds live outside the clone so every checkout (and CI) reuses them.
 mkdir -p "${CARGO_TARGET_DIR:-$HOME/.cache/roadhex/target}"

@@ -13,6 +13,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
+/// Objects larger than this are written with a multipart upload.
+pub const MULTIPART_BYTES: usize = 16 << 20;
+/// Part size of multipart uploads (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 8 << 20;
+
 /// The object store every stage shares, with the URL it was opened from.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -26,12 +31,23 @@ impl Lake {
     /// S3 reads the usual `AWS_*` environment (endpoint, region, keys, `AWS_ALLOW_HTTP`) and uses
     /// ETag-conditional puts so create-once objects stay create-once.
     pub fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &[])
+    }
+
+    /// [`Self::open`] with S3 settings given here instead of the environment (keys as in
+    /// `AWS_*`, lower case: `aws_endpoint`, `aws_access_key_id`, `aws_allow_http`…).
+    pub fn open_with(url: &str, s3_options: &[(&str, &str)]) -> Result<Self> {
         let bad = |reason: String| LakeError::BadUrl { url: url.to_owned(), reason };
         let store: Arc<dyn ObjectStore> = if url == "memory://" || url == "memory:" {
             Arc::new(InMemory::new())
         } else if let Some(rest) = url.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            let s3 = AmazonS3Builder::from_env()
+            let mut builder = AmazonS3Builder::from_env();
+            for (key, value) in s3_options {
+                let key: object_store::aws::AmazonS3ConfigKey = key.parse().map_err(|e: object_store::Error| bad(e.to_string()))?;
+                builder = builder.with_config(key, *value);
+            }
+            let s3 = builder
                 .with_bucket_name(bucket)
                 .with_conditional_put(S3ConditionalPut::ETagMatch)
                 .build()
@@ -59,8 +75,16 @@ impl Lake {
         &self.url
     }
 
-    /// Writes an object atomically (readers see the old or the new bytes, never a mix).
+    /// Writes an object atomically (readers see the old or the new bytes, never a mix). Large
+    /// objects go up in parts: S3 caps one PUT at 5 GiB, and a failed part is retried alone.
     pub async fn put(&self, path: &Path, bytes: Bytes) -> Result<()> {
+        if bytes.len() > MULTIPART_BYTES {
+            let upload = self.store.put_multipart(path).await?;
+            let mut parts = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            parts.put(bytes);
+            parts.finish().await?;
+            return Ok(());
+        }
         self.store.put(path, PutPayload::from_bytes(bytes)).await?;
         Ok(())
     }
@@ -152,5 +176,15 @@ mod tests {
         lake.delete(&p).await.expect("delete");
         assert!(!lake.exists(&p).await.expect("head"));
         assert!(Lake::open("ftp://x").is_err());
+    }
+
+    #[tokio::test]
+    async fn large_objects_go_up_in_parts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = Lake::open(&format!("file://{}", dir.path().display())).expect("open");
+        let big: Vec<u8> = (0..MULTIPART_BYTES + 3 * PART_BYTES / 2).map(|i| (i % 251) as u8).collect();
+        let p = Path::from("big/object.bin");
+        lake.put(&p, Bytes::from(big.clone())).await.expect("put");
+        assert_eq!(lake.get(&p).await.expect("get").as_deref(), Some(big.as_slice()));
     }
 }

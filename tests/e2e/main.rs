@@ -5,6 +5,7 @@ mod crash;
 mod privacy;
 mod refusals;
 mod rewards;
+mod s3;
 mod sql;
 mod support;
 mod tiles;

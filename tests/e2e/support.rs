@@ -57,6 +57,11 @@ impl Server {
     }
 
     pub(crate) fn start_roles(data: &Path, roles: &str, extra: &[&str]) -> Server {
+        Self::start_env(data, roles, extra, &[])
+    }
+
+    /// With extra environment (S3 credentials); `--store` in `extra` overrides `data`.
+    pub(crate) fn start_env(data: &Path, roles: &str, extra: &[&str], env: &[(&str, String)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_roadhex"))
             .args(["serve", "--data", data.to_str().expect("utf8 path"), "--listen", "127.0.0.1:0"])
             .args(["--operator-token", OPERATOR_TOKEN, "--roles", roles])
@@ -66,6 +71,7 @@ impl Server {
             // end would swallow; the privacy tests turn trimming on with flags (flags win).
             .env("ROADHEX_TRIM_DEFAULT_M", "0")
             .env("ROADHEX_TRIM_MIN_M", "0")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
