@@ -11,6 +11,7 @@ mod rewards_cmd;
 mod serve;
 mod sql_cmd;
 mod sql_http;
+mod store_args;
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -36,7 +37,9 @@ async fn main() -> ExitCode {
             let code = e
                 .downcast_ref::<roadhex_ingest::IngestError>()
                 .map(roadhex_ingest::IngestError::code)
-                .or_else(|| e.downcast_ref::<roadhex_rewards::RewardsError>().map(roadhex_rewards::RewardsError::code));
+                .or_else(|| {
+                    e.downcast_ref::<roadhex_rewards::RewardsError>().map(roadhex_rewards::RewardsError::code)
+                });
             match code {
                 Some(code) => eprintln!("error: {e:#} ({code})"),
                 None => eprintln!("error: {e:#}"),

@@ -4,54 +4,23 @@
 use crate::cli::{Signer, ZonesCmd};
 use crate::config::PolicyArgs;
 use crate::say;
+use crate::store_args::{StoreArgs, config_table};
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use roadhex_ingest::client::privacy::{self as client, Credential};
 use roadhex_ingest::privacy::ZoneRequest;
-use roadhex_lake::Lake;
 use roadhex_schemas::privacy::{PrivacyPolicy, Zone, ZoneShape};
 use roadhex_vision::privacy::{audit, enforce, redact, retention};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Where the store is.
-#[derive(Debug, Args)]
-pub(crate) struct StoreArgs {
-    /// Local data directory. Default: ./data
-    #[arg(long, env = "ROADHEX_DATA", default_value = "./data")]
-    data: PathBuf,
-    /// Object store URL instead of --data.
-    #[arg(long, env = "ROADHEX_STORE")]
-    store: Option<String>,
-    /// The node's TOML config: its `[privacy]` table is the policy (flags still win).
-    #[arg(long, env = "ROADHEX_CONFIG")]
-    config: Option<PathBuf>,
-}
-
-impl StoreArgs {
-    fn open(&self) -> anyhow::Result<Lake> {
-        let url = self.store.clone().unwrap_or_else(|| format!("file://{}", self.data.display()));
-        if crate::store_missing(&url) {
-            anyhow::bail!("{url} holds no roadhex data");
-        }
-        Ok(Lake::open(&url)?)
-    }
-
-    /// The policy the node runs with: its config file's `[privacy]` table under the flags.
-    fn policy(&self, flags: &PolicyArgs) -> anyhow::Result<PrivacyPolicy> {
-        let base = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-                match table.get("privacy") {
-                    Some(v) => v.clone().try_into().with_context(|| format!("{}: [privacy]", path.display()))?,
-                    None => PrivacyPolicy::default(),
-                }
-            }
-            None => PrivacyPolicy::default(),
-        };
-        flags.over(base)
-    }
+/// The policy the node runs with: its config file's `[privacy]` table under the flags.
+fn node_policy(store: &StoreArgs, flags: &PolicyArgs) -> anyhow::Result<PrivacyPolicy> {
+    let base = match config_table(store.config.as_deref(), "privacy")? {
+        Some(v) => v.try_into().context("[privacy] table")?,
+        None => PrivacyPolicy::default(),
+    };
+    flags.over(base)
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,24 +72,21 @@ pub(crate) enum RedactionsCmd {
         json: bool,
     },
     /// Approve and apply: re-blur the boxes into a new version of the frame, or withdraw it.
-    Approve {
-        id: String,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long, default_value = "operator")]
-        actor: String,
-        #[arg(long)]
-        note: Option<String>,
-    },
-    Reject {
-        id: String,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[arg(long, default_value = "operator")]
-        actor: String,
-        #[arg(long)]
-        note: Option<String>,
-    },
+    Approve(Decide),
+    Reject(Decide),
+}
+
+/// One operator decision on a request.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Decide {
+    id: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Who decided (recorded in the redactions table).
+    #[arg(long, default_value = "operator")]
+    actor: String,
+    #[arg(long)]
+    note: Option<String>,
 }
 
 /// The signer's key or token, loaded.
@@ -214,15 +180,15 @@ pub(crate) async fn privacy(cmd: PrivacyCmd) -> anyhow::Result<ExitCode> {
             say(&serde_json::to_string(&view)?);
         }
         PrivacyCmd::Enforce { store, policy } => {
-            let report = enforce::enforce(&store.open()?, &store.policy(&policy)?).await?;
+            let report = enforce::enforce(&store.open()?, &node_policy(&store, &policy)?).await?;
             say(&serde_json::to_string(&report)?);
         }
         PrivacyCmd::Purge { store, policy } => {
-            let report = retention::purge(&store.open()?, &store.policy(&policy)?).await?;
+            let report = retention::purge(&store.open()?, &node_policy(&store, &policy)?).await?;
             say(&serde_json::to_string(&report)?);
         }
         PrivacyCmd::Audit { store, policy, json } => {
-            let report = audit::audit(&store.open()?, &store.policy(&policy)?).await?;
+            let report = audit::audit(&store.open()?, &node_policy(&store, &policy)?).await?;
             if json {
                 say(&serde_json::to_string(&report)?);
             } else {
@@ -270,12 +236,8 @@ pub(crate) async fn redactions(cmd: RedactionsCmd) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        RedactionsCmd::Approve { id, store, actor, note } => {
-            redact::approve(&store.open()?, &id, &actor, note).await
-        }
-        RedactionsCmd::Reject { id, store, actor, note } => {
-            redact::reject(&store.open()?, &id, &actor, note).await
-        }
+        RedactionsCmd::Approve(d) => redact::approve(&d.store.open()?, &d.id, &d.actor, d.note).await,
+        RedactionsCmd::Reject(d) => redact::reject(&d.store.open()?, &d.id, &d.actor, d.note).await,
     };
     match r {
         Ok(r) => {

@@ -1,26 +1,12 @@
 //! `roadhex rewards …` and `roadhex simulate`: thin adapters over `roadhex-rewards`.
 
-use anyhow::Context as _;
+use crate::store_args::{StoreArgs, config_table};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use roadhex_lake::Lake;
 use roadhex_rewards::{Epoch, RewardsConfig, Step};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-
-/// Where the lake is: `--data DIR` or `--store URL` (as `roadhex sql`).
-#[derive(Debug, Args)]
-pub(crate) struct StoreArgs {
-    /// Local data directory. Default: ./data
-    #[arg(long, env = "ROADHEX_DATA", default_value = "./data")]
-    data: PathBuf,
-    /// Object store URL instead of --data (file:///dir, s3://bucket/prefix).
-    #[arg(long, env = "ROADHEX_STORE")]
-    store: Option<String>,
-    /// Node config file; its [rewards] table holds the rules (default rules without it).
-    #[arg(long, env = "ROADHEX_CONFIG")]
-    config: Option<PathBuf>,
-}
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RewardsCmd {
@@ -75,28 +61,17 @@ pub(crate) struct SimulateArgs {
 
 /// The `[rewards]` table of a node config file, or the default rules.
 pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<RewardsConfig> {
-    let Some(path) = path else { return Ok(RewardsConfig::default()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    match table.get("rewards") {
-        Some(v) => Ok(RewardsConfig::from_toml(&toml::to_string(v)?)?),
+    match config_table(path, "rewards")? {
+        Some(v) => Ok(RewardsConfig::from_toml(&toml::to_string(&v)?)?),
         None => Ok(RewardsConfig::default()),
     }
-}
-
-fn open(s: &StoreArgs) -> anyhow::Result<Lake> {
-    let url = s.store.clone().unwrap_or_else(|| format!("file://{}", s.data.display()));
-    if url.strip_prefix("file://").is_some_and(|d| !Path::new(d).is_dir()) {
-        anyhow::bail!("{url} holds no roadhex data (pass --data or --store)");
-    }
-    Ok(Lake::open(&url)?)
 }
 
 pub(crate) async fn rewards(cmd: RewardsCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         RewardsCmd::Run { store, epoch, json, force } => {
             let cfg = load_config(store.config.as_deref())?;
-            let lake = open(&store)?;
+            let lake = store.open()?;
             let epoch = Epoch::parse(&cfg, &epoch)?;
             if !force {
                 roadhex_rewards::run::check_drained(&lake, &epoch).await?;
@@ -137,7 +112,7 @@ pub(crate) async fn rewards(cmd: RewardsCmd) -> anyhow::Result<ExitCode> {
             }
         }
         RewardsCmd::Statement { store, contributor, epoch } => {
-            let lake = open(&store)?;
+            let lake = store.open()?;
             let s = roadhex_rewards::statement(&lake, &contributor, epoch.as_deref()).await?;
             crate::say(&serde_json::to_string_pretty(&s)?);
         }

@@ -44,7 +44,8 @@ impl Lake {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             let mut builder = AmazonS3Builder::from_env();
             for (key, value) in s3_options {
-                let key: object_store::aws::AmazonS3ConfigKey = key.parse().map_err(|e: object_store::Error| bad(e.to_string()))?;
+                let key: object_store::aws::AmazonS3ConfigKey =
+                    key.parse().map_err(|e: object_store::Error| bad(e.to_string()))?;
                 builder = builder.with_config(key, *value);
             }
             let s3 = builder

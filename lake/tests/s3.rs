@@ -96,7 +96,8 @@ async fn the_lake_runs_unchanged_on_s3() {
     assert_eq!(lake.get(&claim).await.expect("get").as_deref(), Some(&b"a"[..]));
 
     // Multipart: an object over the threshold arrives whole.
-    let big: Vec<u8> = (0..roadhex_lake::store::MULTIPART_BYTES + 5_000_000).map(|i| (i % 253) as u8).collect();
+    let big: Vec<u8> =
+        (0..roadhex_lake::store::MULTIPART_BYTES + 5_000_000).map(|i| (i % 253) as u8).collect();
     let p = Path::from("tables/big.bin");
     lake.put(&p, Bytes::from(big.clone())).await.expect("multipart put");
     assert_eq!(lake.get(&p).await.expect("get").map(|b| b.len()), Some(big.len()));
@@ -118,12 +119,14 @@ async fn the_lake_runs_unchanged_on_s3() {
             .await
             .expect("append");
     }
-    let report = run(&lake, &CompactionConfig { grace_s: 0, ..CompactionConfig::default() }).await.expect("compact");
+    let report =
+        run(&lake, &CompactionConfig { grace_s: 0, ..CompactionConfig::default() }).await.expect("compact");
     assert_eq!((report.partitions, report.files_replaced), (1, 8), "{report:?}");
     let lock = TableLock::acquire(&lake).await.expect("lock");
     let changed = rewrite(&lake, &lock, Table::Redactions, std::slice::from_ref(&date), |_, b| {
         let ids = roadhex_lake::columns::text(b, "redaction_id")?;
-        let keep: arrow::array::BooleanArray = (0..b.num_rows()).map(|i| Some(ids.value(i) != "r3")).collect();
+        let keep: arrow::array::BooleanArray =
+            (0..b.num_rows()).map(|i| Some(ids.value(i) != "r3")).collect();
         roadhex_lake::rewrite::filter_rows(b, &keep)
     })
     .await

@@ -9,7 +9,7 @@ use crate::vision::{detail, eventually, upload_frames, wait_for};
 use roadhex_schemas::geo::haversine_m;
 use roadhex_schemas::ids::sha256_hex;
 use roadhex_schemas::signing::{DeviceKeyFile, request_message};
-use roadhex_schemas::{Camera, CaptureManifest, FrameEntry, Mount};
+use roadhex_schemas::{CaptureManifest, FrameEntry};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -43,19 +43,11 @@ fn drive_part(
         .iter()
         .map(|p| {
             let b = std::fs::read(p).expect("frame");
-            let s = sha256_hex(&b);
-            (b, s)
+            (b.clone(), sha256_hex(&b))
         })
         .collect();
     let mut m = manifest(key, sequence, &bodies);
-    m.camera = Camera {
-        width: 2028,
-        height: 1024,
-        focal_length_px: None,
-        hfov_deg: Some(120.0),
-        mount: Mount::Front,
-        mount_height_m: 1.4,
-    };
+    m.camera = dashcam_camera();
     m.telemetry = street_track(T0, FRAMES as i64 + 4, 10.0);
     m.frames = bodies
         .iter()
@@ -149,6 +141,13 @@ fn imagery(server: &Server, frame_id: &str) -> reqwest::blocking::Response {
     Client(server).get(&format!("/v1/frames/{frame_id}.jpg"), &[])
 }
 
+/// `roadhex privacy enforce` with the node's policy, parsed.
+fn enforce(data: &Path) -> Value {
+    let mut args = vec!["privacy", "enforce", "--data", data.to_str().expect("utf8")];
+    args.extend_from_slice(&POLICY[..4]);
+    serde_json::from_str(&roadhex_ok(&args)).expect("enforce json")
+}
+
 const POLICY: [&str; 6] = ["--trim-default-m", "200", "--trim-min-m", "100", "--trim-settle-s", "0"];
 
 #[test]
@@ -204,41 +203,43 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     assert_eq!((view["trim_m"].as_f64(), view["chosen"].as_bool()), (Some(TRIM_M), Some(true)), "{view}");
     let (zlat, zlon) = frame_pos(20);
     let circle_arg = format!("{zlat},{zlon},14");
-    let added = roadhex_ok(&[
-        "zones",
-        "add",
-        "--server",
-        srv,
-        "--key",
-        &key_file,
-        "--circle",
-        &circle_arg,
-        "--label",
-        "home",
-    ]);
+    let add_home = || {
+        roadhex_ok(&[
+            "zones",
+            "add",
+            "--server",
+            srv,
+            "--key",
+            &key_file,
+            "--circle",
+            &circle_arg,
+            "--label",
+            "home",
+        ])
+    };
+    let added = add_home();
     let zone_id = added.split_whitespace().next().expect("zone id").to_owned();
     // The same request again is the same zone; another contributor cannot delete it.
-    let again = roadhex_ok(&[
-        "zones",
-        "add",
-        "--server",
-        srv,
-        "--key",
-        &key_file,
-        "--circle",
-        &circle_arg,
-        "--label",
-        "home",
-    ]);
+    let again = add_home();
     assert!(again.starts_with(&zone_id), "{again}");
     let path = format!("/v1/zones/{zone_id}");
     assert_refused(signed(&server, &other, reqwest::Method::DELETE, &path, &[], now), 403, "forbidden");
     // A polygon (a GeoJSON Feature, as QGIS exports it) far from the drive: it changes nothing here.
     let work = tmp.path().join("work.geojson");
     let ring = json!([[13.0, 45.0], [13.01, 45.0], [13.01, 45.01], [13.0, 45.01], [13.0, 45.0]]);
-    let feature = json!({"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}});
+    let feature =
+        json!({"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": [ring]}});
     std::fs::write(&work, feature.to_string()).expect("geojson");
-    let poly = roadhex_ok(&["zones", "add", "--server", srv, "--key", &key_file, "--polygon", work.to_str().expect("utf8")]);
+    let poly = roadhex_ok(&[
+        "zones",
+        "add",
+        "--server",
+        srv,
+        "--key",
+        &key_file,
+        "--polygon",
+        work.to_str().expect("utf8"),
+    ]);
     assert!(poly.contains("polygon of 5 vertices"), "{poly}");
     let listed = roadhex_ok(&["zones", "list", "--server", srv, "--key", &key_file, "--json"]);
     let zones_file = tmp.path().join("zones.json");
@@ -367,17 +368,7 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     let (clean, report) = audit(&data, &POLICY[..4]);
     assert!(!clean);
     assert_eq!(report["counts"]["frame_in_zone"].as_u64(), Some(inside.len() as u64), "{report}");
-    let enforced: Value = serde_json::from_str(&roadhex_ok(&[
-        "privacy",
-        "enforce",
-        "--data",
-        data_s,
-        "--trim-default-m",
-        "200",
-        "--trim-min-m",
-        "100",
-    ]))
-    .expect("enforce json");
+    let enforced = enforce(&data);
     assert_eq!(enforced["in_zone"].as_u64(), Some(inside.len() as u64), "{enforced}");
     assert_eq!(enforced["withdrawal"]["frames"].as_u64(), Some(inside.len() as u64), "{enforced}");
     assert!(eventually(|| imagery(&server, &target_id).status() == 404), "imagery still served");
@@ -402,17 +393,7 @@ fn zones_trimming_withdrawal_retention_and_audit() {
     let (clean, report) = audit(&data, &POLICY[..4]);
     assert!(clean, "{report}");
     // Enforcing again changes nothing.
-    let again: Value = serde_json::from_str(&roadhex_ok(&[
-        "privacy",
-        "enforce",
-        "--data",
-        data_s,
-        "--trim-default-m",
-        "200",
-        "--trim-min-m",
-        "100",
-    ]))
-    .expect("enforce json");
+    let again = enforce(&data);
     assert_eq!(again["withdrawal"]["frames"].as_u64(), Some(0), "{again}");
 
     // Retention: an upload abandoned before commit is purged after the limit.

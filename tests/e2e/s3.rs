@@ -28,7 +28,8 @@ impl S3Server {
         assert!(bin.is_file(), "{} is missing: run deploy/s3.sh (make test does)", bin.display());
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("lake")).expect("bucket");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", "testing", "--secret-key", "testing"])
@@ -62,7 +63,8 @@ fn a_capture_is_published_from_an_s3_store() {
     let s3 = S3Server::start();
     let tmp = tempfile::tempdir().expect("tmp");
     let store = "s3://lake/roadhex";
-    let server = Server::start_env(&tmp.path().join("unused"), "ingest,vision,tiles", &["--store", store], &s3.env());
+    let server =
+        Server::start_env(&tmp.path().join("unused"), "ingest,vision,tiles", &["--store", store], &s3.env());
     let key = server.register_device("stella");
     let frames = frames();
     let m = manifest(&key, 1, &frames);
@@ -73,12 +75,20 @@ fn a_capture_is_published_from_an_s3_store() {
     }
     assert_eq!(server.commit(&id).status(), 202);
     // The sequence claim is a conditional create on S3 too: a replay is refused.
-    assert_refused(server.post_manifest(&key, &manifest(&key, 1, &frames[..2]).to_bytes()), 409, "sequence_replayed");
+    assert_refused(
+        server.post_manifest(&key, &manifest(&key, 1, &frames[..2]).to_bytes()),
+        409,
+        "sequence_replayed",
+    );
     let status = crate::vision::wait_for(&server, &id, &["published", "rejected"], 600, 300);
     assert_eq!(status["state"], "published", "{status}");
     let frame = format!("{id}-0000");
     let served = crate::vision::eventually(|| {
-        server.http().get(format!("{}/v1/frames/{frame}.jpg", server.url)).send().is_ok_and(|r| r.status() == 200)
+        server
+            .http()
+            .get(format!("{}/v1/frames/{frame}.jpg", server.url))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
     });
     assert!(served, "imagery from S3");
     // The CLI reads the same store.
@@ -88,7 +98,8 @@ fn a_capture_is_published_from_an_s3_store() {
         .output()
         .expect("sql");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let published = status["frames"].as_array().expect("frames").iter().filter(|f| f["state"] == "published").count();
+    let published =
+        status["frames"].as_array().expect("frames").iter().filter(|f| f["state"] == "published").count();
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("n\n{published}\n"));
     let audit = Command::new(env!("CARGO_BIN_EXE_roadhex"))
         .args(["privacy", "audit", "--store", store, "--trim-default-m", "0", "--trim-min-m", "0"])

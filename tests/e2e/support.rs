@@ -267,6 +267,18 @@ pub(crate) fn frames() -> Vec<(Vec<u8>, String)> {
 }
 
 /// A valid manifest for `frames`, one per second starting 2 s into a 10 m/s street track.
+/// The camera of a Hivemapper-sized dashcam (2028x1024 frames).
+pub(crate) fn dashcam_camera() -> Camera {
+    Camera {
+        width: 2028,
+        height: 1024,
+        focal_length_px: None,
+        hfov_deg: Some(120.0),
+        mount: Mount::Front,
+        mount_height_m: 1.4,
+    }
+}
+
 pub(crate) fn manifest(key: &DeviceKeyFile, sequence: u64, frames: &[(Vec<u8>, String)]) -> CaptureManifest {
     CaptureManifest {
         version: 1,

@@ -5,7 +5,6 @@
 use crate::support::*;
 use image::{GrayImage, RgbImage};
 use roadhex_schemas::ids::sha256_hex;
-use roadhex_schemas::{Camera, Mount};
 use std::time::{Duration, Instant};
 
 /// A ground-truth box (x, y, w, h) in frame pixels.
@@ -68,19 +67,11 @@ pub(crate) fn upload_frames(
         .iter()
         .map(|img| {
             let b = jpeg(img);
-            let s = sha256_hex(&b);
-            (b, s)
+            (b.clone(), sha256_hex(&b))
         })
         .collect();
     let mut m = manifest(key, 1, &bodies);
-    m.camera = Camera {
-        width: 2028,
-        height: 1024,
-        focal_length_px: None,
-        hfov_deg: Some(120.0),
-        mount: Mount::Front,
-        mount_height_m: 1.4,
-    };
+    m.camera = dashcam_camera();
     let opened: serde_json::Value = server.post_manifest(key, &m.to_bytes()).json().expect("json");
     let id = opened["capture_id"].as_str().expect("id").to_owned();
     for (b, s) in &bodies {

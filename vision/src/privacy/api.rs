@@ -86,6 +86,13 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| VisionError::RedactionInvalid(e.to_string()).into())
 }
 
+/// The operator's note of an approve/reject call (an empty body is no note).
+fn decision(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Option<String>> {
+    operator(state, headers)?;
+    let d: Decision = if body.is_empty() { Decision::default() } else { parse(body)? };
+    Ok(d.note)
+}
+
 #[derive(OpenApi)]
 #[openapi(
     paths(file_request, show, list, approve, reject),
@@ -142,9 +149,8 @@ async fn approve(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Redaction>> {
-    operator(&s, &headers)?;
-    let d: Decision = if body.is_empty() { Decision::default() } else { parse(&body)? };
-    Ok(Json(redact::approve(&s.lake, &id, "operator", d.note).await?))
+    let note = decision(&s, &headers, &body)?;
+    Ok(Json(redact::approve(&s.lake, &id, "operator", note).await?))
 }
 
 /// Rejects a request (operator token).
@@ -158,7 +164,6 @@ async fn reject(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<Redaction>> {
-    operator(&s, &headers)?;
-    let d: Decision = if body.is_empty() { Decision::default() } else { parse(&body)? };
-    Ok(Json(redact::reject(&s.lake, &id, "operator", d.note).await?))
+    let note = decision(&s, &headers, &body)?;
+    Ok(Json(redact::reject(&s.lake, &id, "operator", note).await?))
 }
