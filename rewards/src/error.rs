@@ -25,7 +25,9 @@ pub enum RewardsError {
     Schema { table: &'static str, column: String },
     #[error("ledger of epoch {0} does not match its Merkle root")]
     LedgerCorrupt(String),
-    #[error("epoch {epoch}: {count} captures committed before the cutoff are not processed yet (first: {first}); run again once vision has finished them, or pass --force")]
+    #[error(
+        "epoch {epoch}: {count} captures committed before the cutoff are not processed yet (first: {first}); run again once vision has finished them, or pass --force"
+    )]
     NotDrained { epoch: String, count: usize, first: String },
 }
 

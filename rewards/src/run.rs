@@ -116,7 +116,10 @@ pub async fn unfinished(lake: &Lake, epoch: &Epoch) -> Result<Vec<String>> {
     use roadhex_schemas::state::{CaptureStage, CaptureStatus};
     let ctx = roadhex_lake::catalog::session(lake)?;
     let day = |ms: i64| {
-        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string()
     };
     // Partitions are by the day of a capture's first frame; one day of slack covers any capture.
     let (d0, d1) = (day(epoch.start_ms - 86_400_000), day(epoch.end_ms));
@@ -135,7 +138,8 @@ pub async fn unfinished(lake: &Lake, epoch: &Epoch) -> Result<Vec<String>> {
         let ids = roadhex_lake::columns::text(&b, "capture_id")?;
         for i in 0..b.num_rows() {
             let Some(id) = roadhex_schemas::CaptureId::parse(ids.value(i)) else { continue };
-            let state: Option<CaptureStatus> = lake.get_json(&roadhex_lake::paths::capture_state(&id)).await?;
+            let state: Option<CaptureStatus> =
+                lake.get_json(&roadhex_lake::paths::capture_state(&id)).await?;
             if state.is_none_or(|s| !matches!(s.state, CaptureStage::Published | CaptureStage::Rejected)) {
                 out.push(id.to_string());
             }

@@ -132,7 +132,13 @@ async fn an_epoch_waits_for_captures_still_in_the_pipeline() {
         mount: "front",
         created_ms: epoch.start_ms + 3_600_000,
         committed_ms: epoch.start_ms + 7_200_000,
-        frames: vec![SynthFrame { t_ms: epoch.start_ms + 3_000_000, lat: 45.0, lon: 13.0, phash: 1, quality: "ok" }],
+        frames: vec![SynthFrame {
+            t_ms: epoch.start_ms + 3_000_000,
+            lat: 45.0,
+            lon: 13.0,
+            phash: 1,
+            quality: "ok",
+        }],
     };
     let (done, queued) = (capture("published"), capture("queued"));
     write(&lake, std::slice::from_ref(&done), "done").await.expect("write");
