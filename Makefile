@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh Debian machine: `make run` and `make test`.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/roadhex/target
 export ROADHEX_SHARED_DATA ?= $(abspath ../shared/data)
-CARGO_FEATURES := --features roadhex-lake/sql
+CARGO_FEATURES := --features roadhex-lake/sql,nats
 
 .PHONY: setup build run test bench fuzz clippy fmt
 

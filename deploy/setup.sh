@@ -6,18 +6,24 @@ set -euo pipefail
 # Debian packages: C toolchain for the -sys crates (zstd, ring), pkg-config, OpenCV 4.6 with
 # clang/libclang for the `opencv` crate's bindings (vision), and Python 3 for test helpers.
 APT_PACKAGES=(build-essential pkg-config python3 python3-pip python3-venv curl ca-certificates unzip
-  libopencv-dev opencv-data clang libclang-dev)
+  libopencv-dev opencv-data clang libclang-dev nats-server)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Debian's nats-server package enables a system-wide server; the tests start their own on
+# loopback, so keep the system one off.
+if command -v systemctl >/dev/null && systemctl is-enabled nats-server >/dev/null 2>&1; then
+  $SUDO systemctl disable --now nats-server >/dev/null 2>&1 || true
 fi
 
 # Rust: the workspace declares rust-version 1.95.

@@ -49,6 +49,10 @@ pub(crate) struct ServeArgs {
     /// Address for Arrow Flight SQL (sql role, feature `flight-sql`); port 0 picks one. Unset: off.
     #[arg(long, env = "ROADHEX_FLIGHT_LISTEN")]
     pub(crate) flight_listen: Option<String>,
+    /// Work queue: `embedded` (in the store; one process) or `nats://host:port[?ack_wait_s=N]`
+    /// (NATS JetStream, cargo feature `nats`; several processes share it). Default: embedded
+    #[arg(long = "queue", env = "ROADHEX_QUEUE")]
+    pub(crate) queue_url: Option<String>,
     /// Roles this process runs, comma-separated: ingest, vision, sql, rewards, tiles. Default: all.
     #[arg(long, env = "ROADHEX_ROLES", value_delimiter = ',')]
     pub(crate) roles: Option<Vec<Role>>,
@@ -137,6 +141,7 @@ pub(crate) enum Role {
 #[derive(Debug, Clone)]
 pub(crate) struct Resolved {
     pub(crate) store_url: String,
+    pub(crate) queue_url: Option<String>,
     pub(crate) listen: String,
     pub(crate) roles: Vec<Role>,
     pub(crate) models: Models,
@@ -208,6 +213,7 @@ impl ServeArgs {
         }
         Ok(Resolved {
             store_url,
+            queue_url: self.queue_url.or(file.queue_url).filter(|q| !q.is_empty() && q != "embedded"),
             listen,
             roles,
             models,

@@ -90,6 +90,7 @@ fn status(e: LakeError) -> Status {
         | LakeError::Arrow(_)
         | LakeError::LeaseLost(_)
         | LakeError::LockBusy
+        | LakeError::Queue(_)
         | LakeError::DataFusion(_) => Status::internal(message),
     }
 }

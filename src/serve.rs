@@ -16,7 +16,7 @@ const REWARDS_POLL: std::time::Duration = std::time::Duration::from_secs(60);
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
     let lake = Lake::open(&cfg.store_url).with_context(|| format!("opening store {}", cfg.store_url))?;
-    let queue: Arc<dyn WorkQueue> = Arc::new(EmbeddedQueue::open(lake.clone(), &cfg.ingest.queue).await?);
+    let queue = open_queue(&lake, cfg.queue_url.as_deref(), &cfg.ingest.queue).await?;
     let pending = queue.items().await?.len();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
@@ -127,6 +127,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let _ = w.await;
     }
     Ok(())
+}
+
+/// The embedded queue, or NATS JetStream when a `nats://` URL is given.
+async fn open_queue(lake: &Lake, url: Option<&str>, name: &str) -> anyhow::Result<Arc<dyn WorkQueue>> {
+    match url {
+        None => Ok(Arc::new(EmbeddedQueue::open(lake.clone(), name).await?)),
+        #[cfg(feature = "nats")]
+        Some(url) if url.starts_with("nats://") => Ok(Arc::new(
+            roadhex_lake::queue_nats::NatsQueue::connect(url, name)
+                .await
+                .with_context(|| format!("connecting to the queue at {url}"))?,
+        )),
+        #[cfg(not(feature = "nats"))]
+        Some(url) if url.starts_with("nats://") => {
+            anyhow::bail!("--queue {url}: this build has no NATS queue (cargo feature `nats`)")
+        }
+        Some(url) => anyhow::bail!("--queue {url}: use embedded or nats://host:port"),
+    }
 }
 
 /// Adds a role's routes and their OpenAPI description to the process's app.

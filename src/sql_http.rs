@@ -151,6 +151,7 @@ fn lake_error(e: LakeError) -> Response {
         | E::Arrow(_)
         | E::LeaseLost(_)
         | E::LockBusy
+        | E::Queue(_)
         | E::DataFusion(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let details = match &e {

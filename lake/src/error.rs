@@ -20,6 +20,8 @@ pub enum LakeError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("lease on {0} is no longer held (expired and claimed by another worker, or acked)")]
     LeaseLost(String),
+    #[error("queue: {0}")]
+    Queue(String),
     #[error("the table lock is held by another process (a compaction or rewrite); try again")]
     LockBusy,
     #[cfg(feature = "sql")]
@@ -50,6 +52,7 @@ impl LakeError {
             Self::Arrow(_) => "arrow_error",
             Self::LeaseLost(_) => "lease_lost",
             Self::LockBusy => "lock_busy",
+            Self::Queue(_) => "queue_error",
             #[cfg(feature = "sql")]
             Self::DataFusion(_) => "query_failed",
             Self::SqlInvalid { .. } => "sql_invalid",

@@ -15,6 +15,8 @@ pub mod error;
 pub mod paths;
 pub mod privacy;
 pub mod queue;
+#[cfg(feature = "nats")]
+pub mod queue_nats;
 pub mod rewrite;
 #[cfg(feature = "sql")]
 pub mod sql;

@@ -28,10 +28,15 @@ pub async fn put_track(lake: &Lake, device: &DeviceId, capture: &CaptureId, t: &
     lake.put_json(&paths::track(device, t.start_ms, capture), t).await
 }
 
-/// Every recorded capture track of a device.
-pub async fn tracks(lake: &Lake, device: &DeviceId) -> Result<Vec<TrackSummary>> {
+/// The recorded capture tracks of a device, all of them or those starting within `window` (unix
+/// ms, inclusive). Names carry the start time, so only matching objects are read.
+pub async fn tracks(lake: &Lake, device: &DeviceId, window: Option<(i64, i64)>) -> Result<Vec<TrackSummary>> {
     let mut out = Vec::new();
     for path in lake.list(&paths::tracks_prefix(device)).await? {
+        let start = path.filename().and_then(|n| n.split('-').next()).and_then(|t| t.parse::<i64>().ok());
+        if window.is_some_and(|(from, to)| start.is_some_and(|t| t < from || t > to)) {
+            continue;
+        }
         if let Some(t) = lake.get_json::<TrackSummary>(&path).await? {
             out.push(t);
         }

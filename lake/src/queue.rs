@@ -92,7 +92,7 @@ impl EmbeddedQueue {
 }
 
 /// Item ids become object names; keep them to a safe alphabet.
-fn check_id(id: &str) -> Result<()> {
+pub(crate) fn check_id(id: &str) -> Result<()> {
     if !id.is_empty()
         && id.len() <= 128
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

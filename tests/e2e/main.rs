@@ -6,6 +6,7 @@ mod privacy;
 mod refusals;
 mod rewards;
 mod s3;
+mod scaleout;
 mod sql;
 mod support;
 mod tiles;

@@ -1,5 +1,6 @@
 //! The node on a real S3 server (s3s-fs on loopback, installed by deploy/s3.sh): the same upload,
 //! anonymization, publication and imagery as on the local store, with no code change, only config.
+//! Also the NATS server the scale-out test shares between processes.
 
 use crate::support::*;
 use std::process::{Child, Command, Stdio};
@@ -55,6 +56,45 @@ impl S3Server {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ALLOW_HTTP", "true".into()),
         ]
+    }
+}
+
+/// `nats-server -js` on a free loopback port, with its store in a temp dir.
+pub(crate) struct NatsServer {
+    child: Child,
+    pub(crate) url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl NatsServer {
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).is_file())
+            .expect("nats-server is missing: apt-get install nats-server (deploy/setup.sh does)");
+        let child = Command::new(bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir }
     }
 }
 

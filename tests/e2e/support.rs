@@ -79,7 +79,14 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read listen line");
-        let url = line.trim().strip_prefix("listening on ").expect("listen line").to_owned();
+        // A process without HTTP roles (vision alone) says so instead; it has no URL.
+        let url = match line.trim().strip_prefix("listening on ") {
+            Some(url) => url.to_owned(),
+            None => {
+                assert!(line.starts_with("running"), "unexpected first line: {line}");
+                String::new()
+            }
+        };
         Server { child, stdout, url, data: data.to_owned() }
     }
 

@@ -50,7 +50,7 @@ pub(crate) async fn violations(
         }
         if !tracks_of.contains_key(&r.device_id) {
             let tracks = match DeviceId::parse(&r.device_id) {
-                Some(d) => registry::tracks(lake, &d).await?,
+                Some(d) => registry::tracks(lake, &d, None).await?,
                 None => Vec::new(),
             };
             tracks_of.insert(r.device_id.clone(), tracks);

@@ -19,6 +19,9 @@ use roadhex_schemas::state::{CaptureStatus, Reason};
 use roadhex_schemas::{CaptureId, CaptureManifest, DeviceId};
 use std::time::Duration;
 
+/// How far before and after a capture its drive's relevant captures can start.
+const TRACK_WINDOW_MS: i64 = 6 * 3_600_000;
+
 /// How often a capture waiting for its drive's next capture looks again.
 const RECHECK_S: u64 = 15;
 
@@ -67,7 +70,10 @@ pub(crate) async fn check(
     if trim_m <= 0.0 {
         return Ok(Ok(out));
     }
-    let mut tracks = registry::tracks(lake, &device).await?;
+    // Trimming never reaches further than the largest trim distance, which no drive covers in
+    // less than hours; captures starting further away cannot matter.
+    let window = (summary.start_ms - TRACK_WINDOW_MS, summary.end_ms + TRACK_WINDOW_MS);
+    let mut tracks = registry::tracks(lake, &device, Some(window)).await?;
     if !tracks.iter().any(|t| t.capture_id == summary.capture_id) {
         // Committed before ingest recorded tracks.
         registry::put_track(lake, &device, id, &summary).await?;
