@@ -11,8 +11,11 @@ use std::time::{Duration, Instant};
 const DEVICES: usize = 3;
 const CAPTURES_PER_DEVICE: u64 = 2;
 
-/// Every capture of the fleet, as (device index, manifest bytes, frames).
-fn fleet(keys: &[DeviceKeyFile]) -> Vec<(usize, Vec<u8>, Vec<(Vec<u8>, String)>)> {
+/// One capture to upload: device index, manifest bytes, frames (bytes, sha256).
+type Upload = (usize, Vec<u8>, Vec<(Vec<u8>, String)>);
+
+/// Every capture of the fleet.
+fn fleet(keys: &[DeviceKeyFile]) -> Vec<Upload> {
     let frames = frames();
     let mut out = Vec::new();
     for (d, key) in keys.iter().enumerate() {
