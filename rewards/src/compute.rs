@@ -82,14 +82,20 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
         (judged, sorter.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
     });
     let refill = cfg.refill_ms() as f64;
-    let mut credits = Vec::new();
+    // The loop visits captures in cell order, i.e. at random: a compact copy of the two fields it
+    // reads stays in cache where the full `Capture` rows would not.
+    let committed_by: Vec<(i64, u32)> =
+        inputs.captures.iter().map(|c| (c.committed_ms, c.contributor)).collect();
+    // At most one credit per observation inside the epoch: reserving that avoids regrowing (and
+    // copying) a vector of millions of credits.
+    let mut credits = Vec::with_capacity(sorted.iter().filter(|o| o.2 >= epoch.start_ms).count());
     // The previous valid observation of the current (cell, mount) group.
     let mut prev: Option<(u64, u8, i64)> = None;
     for &(cell, mount, t, capture, r6) in &sorted {
         let k = (t - ANCHOR_MS).div_euclid(cfg.epoch_ms()) - first_index;
         let Some((p, flags)) = usize::try_from(k).ok().and_then(|k| judged.get(k)) else { continue };
-        let cap = &inputs.captures[capture as usize];
-        if cap.committed_ms > p.cutoff_ms {
+        let (committed_ms, contributor) = committed_by[capture as usize];
+        if committed_ms > p.cutoff_ms {
             continue;
         }
         let f = flags[capture as usize];
@@ -102,7 +108,6 @@ pub fn compute(inputs: &Inputs, cfg: &RewardsConfig, epoch: &Epoch) -> Ledger {
             prev = Some((cell, mount, t));
         }
         if t >= epoch.start_ms {
-            let contributor = cap.contributor;
             credits.push(Credit {
                 contributor,
                 r6,
@@ -171,8 +176,9 @@ fn apply_weights(cfg: &RewardsConfig, credits: &mut [Credit]) {
 }
 
 /// Groups credits by contributor (a counting pass), then orders each group by `key`: many small
-/// sorts instead of one over every credit.
-fn by_contributor<K: Ord>(
+/// sorts instead of one over every credit. The sorts move compact (key, index) pairs rather than
+/// whole credits, which are then gathered once in their final order.
+fn by_contributor<K: Ord + Copy + Default + Send>(
     credits: Vec<Credit>,
     contributors: usize,
     key: impl Fn(&Credit) -> K + Sync,
@@ -185,28 +191,27 @@ fn by_contributor<K: Ord>(
         start[i] += start[i - 1];
     }
     let mut next = start.clone();
-    let mut order = vec![0u32; credits.len()];
+    let mut keyed = vec![(K::default(), 0u32); credits.len()];
     for (i, c) in credits.iter().enumerate() {
         let slot = &mut next[c.contributor as usize];
-        order[*slot] = i as u32;
+        keyed[*slot] = (key(c), i as u32);
         *slot += 1;
     }
-    let mut out: Vec<Credit> = order.iter().map(|&i| credits[i as usize]).collect();
-    let mut rest = out.as_mut_slice();
+    let mut rest = keyed.as_mut_slice();
     let mut groups = Vec::with_capacity(contributors);
     for w in start.windows(2) {
         let (g, tail) = rest.split_at_mut(w[1] - w[0]);
         groups.push(g);
         rest = tail;
     }
-    // Two halves of the groups on two threads.
+    // Two halves of the groups on two threads. Keys are unique; the index would break a tie.
     let mid = groups.len() / 2;
     let (a, b) = groups.split_at_mut(mid);
     std::thread::scope(|s| {
-        s.spawn(|| a.iter_mut().for_each(|g| g.sort_unstable_by_key(&key)));
-        b.iter_mut().for_each(|g| g.sort_unstable_by_key(&key));
+        s.spawn(|| a.iter_mut().for_each(|g| g.sort_unstable()));
+        b.iter_mut().for_each(|g| g.sort_unstable());
     });
-    out
+    keyed.iter().map(|&(_, i)| credits[i as usize]).collect()
 }
 
 /// Budget → contributors by points, then each contributor's amount → their credits by points.

@@ -33,6 +33,22 @@ impl Hasher for IdHasher {
 
 type IdMap = HashMap<String, u32, BuildHasherDefault<IdHasher>>;
 
+/// Capture index of each row of a string column. Rows come in runs of one capture (files are
+/// written capture by capture, and a join keeps its probe side's order), so a row with the
+/// previous row's id reuses its answer instead of hashing the id again.
+fn capture_rows(ids: &roadhex_lake::columns::Text, rows: usize, cap_ix: &IdMap) -> Vec<Option<u32>> {
+    let mut out: Vec<Option<u32>> = Vec::with_capacity(rows);
+    for i in 0..rows {
+        let id = ids.value(i);
+        let same = i > 0 && ids.value(i - 1) == id;
+        out.push(match out.last() {
+            Some(&prev) if same => prev,
+            _ => cap_ix.get(id).copied(),
+        });
+    }
+    out
+}
+
 /// A committed capture. Captures are sorted by id, so an index is also a stable tie-break rank.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capture {
@@ -220,8 +236,9 @@ async fn load_frames(
         let t = prim::<Int64Type>(b, "t")?;
         let (lat, lon) = (prim::<Float64Type>(b, "lat")?, prim::<Float64Type>(b, "lon")?);
         let phash = prim::<UInt64Type>(b, "phash")?;
-        for i in 0..b.num_rows() {
-            let Some(&c) = cap_ix.get(id.value(i)) else { continue };
+        out.reserve(b.num_rows());
+        for (i, c) in capture_rows(&id, b.num_rows(), cap_ix).into_iter().enumerate() {
+            let Some(c) = c else { continue };
             let (ti, p) = (t.value(i), (t.value(i), lat.value(i), lon.value(i)));
             let cap = &mut captures[c as usize];
             if cap.first.is_none_or(|f| ti < f.0) {
@@ -259,18 +276,34 @@ async fn load_observations(
     for b in &rows {
         let (cell, r6) = (prim::<UInt64Type>(b, "h3_r12")?, prim::<UInt64Type>(b, "h3_r6")?);
         let (mount, id, t) = (text(b, "mount")?, text(b, "capture_id")?, prim::<Int64Type>(b, "t")?);
-        for i in 0..b.num_rows() {
-            let Some(&capture) = cap_ix.get(id.value(i)) else { continue };
-            let m = match mounts.iter().position(|m| m == mount.value(i)) {
-                Some(p) => p,
-                None => {
-                    mounts.push(mount.value(i).to_owned());
-                    mounts.len() - 1
+        out.reserve(b.num_rows());
+        // The mount of the previous row: (row, index into `mounts`).
+        let mut last_mount: Option<(usize, u8)> = None;
+        for (i, capture) in capture_rows(&id, b.num_rows(), cap_ix).into_iter().enumerate() {
+            let Some(capture) = capture else { continue };
+            let name = mount.value(i);
+            let m = match last_mount {
+                Some((row, m)) if mount.value(row) == name => m,
+                _ => {
+                    let m = match mounts.iter().position(|m| m == name) {
+                        Some(p) => p,
+                        None => {
+                            mounts.push(name.to_owned());
+                            mounts.len() - 1
+                        }
+                    };
+                    u8::try_from(m)
+                        .map_err(|_| RewardsError::Schema { table: "coverage", column: "mount".into() })?
                 }
             };
-            let mount = u8::try_from(m)
-                .map_err(|_| RewardsError::Schema { table: "coverage", column: "mount".into() })?;
-            out.push(Observation { cell: cell.value(i), r6: r6.value(i), t_ms: t.value(i), capture, mount });
+            last_mount = Some((i, m));
+            out.push(Observation {
+                cell: cell.value(i),
+                r6: r6.value(i),
+                t_ms: t.value(i),
+                capture,
+                mount: m,
+            });
         }
     }
     Ok((out, mounts))
