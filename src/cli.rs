@@ -51,6 +51,8 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 900)]
         grace_s: u64,
     },
+    /// Put every committed, unfinished capture back on the work queue (after a lost NATS stream).
+    Requeue(crate::queue_cmd::RequeueArgs),
     /// Print every table's columns with their descriptions (Markdown).
     Schema,
     /// Read-only SQL over every table (DataFusion): one query, or an interactive shell without one.

@@ -6,6 +6,7 @@ mod config;
 #[cfg(feature = "flight-sql")]
 mod flight_sql;
 mod privacy_cmd;
+mod queue_cmd;
 mod rewards_api;
 mod rewards_cmd;
 mod serve;
@@ -189,6 +190,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rewards { cmd } => rewards_cmd::rewards(cmd).await,
         Command::Zones { cmd } => privacy_cmd::zones(cmd).await,
+        Command::Requeue(args) => queue_cmd::requeue(args).await,
         Command::Privacy { cmd } => privacy_cmd::privacy(cmd).await,
         Command::Redactions { cmd } => privacy_cmd::redactions(cmd).await,
         Command::Simulate(args) => rewards_cmd::simulate(args).await,

@@ -130,7 +130,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// The embedded queue, or NATS JetStream when a `nats://` URL is given.
-async fn open_queue(lake: &Lake, url: Option<&str>, name: &str) -> anyhow::Result<Arc<dyn WorkQueue>> {
+pub(crate) async fn open_queue(
+    lake: &Lake,
+    url: Option<&str>,
+    name: &str,
+) -> anyhow::Result<Arc<dyn WorkQueue>> {
     match url {
         None => Ok(Arc::new(EmbeddedQueue::open(lake.clone(), name).await?)),
         #[cfg(feature = "nats")]
