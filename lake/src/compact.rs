@@ -238,7 +238,7 @@ fn partition_dir(marker: &Path) -> Option<Path> {
     (parts.len() >= 2).then(|| Path::from_iter(parts[..parts.len() - 2].iter().cloned()))
 }
 
-fn date_of(path: &Path) -> Option<String> {
+pub(crate) fn date_of(path: &Path) -> Option<String> {
     let tag = format!("{PARTITION_COLUMN}=");
     path.parts().find_map(|p| p.as_ref().strip_prefix(tag.as_str()).map(str::to_owned))
 }

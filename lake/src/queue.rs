@@ -106,6 +106,14 @@ pub(crate) fn check_id(id: &str) -> Result<()> {
     }
 }
 
+/// The item `lease` still holds, or `LeaseLost`.
+fn held<'a>(items: &'a mut BTreeMap<String, Item>, lease: &Lease) -> Result<&'a mut Item> {
+    items
+        .get_mut(&lease.id)
+        .filter(|i| i.lease.as_ref().is_some_and(|l| l.token == lease.token))
+        .ok_or_else(|| LakeError::LeaseLost(lease.id.clone()))
+}
+
 #[async_trait]
 impl WorkQueue for EmbeddedQueue {
     async fn enqueue(&self, id: &str) -> Result<()> {
@@ -179,12 +187,7 @@ impl WorkQueue for EmbeddedQueue {
 
     async fn release(&self, lease: &Lease) -> Result<()> {
         let mut items = self.items.lock().await;
-        let Some(item) = items.get_mut(&lease.id) else {
-            return Err(LakeError::LeaseLost(lease.id.clone()));
-        };
-        if item.lease.as_ref().is_none_or(|l| l.token != lease.token) {
-            return Err(LakeError::LeaseLost(lease.id.clone()));
-        }
+        let item = held(&mut items, lease)?;
         let mut updated = item.clone();
         updated.lease = None;
         self.lake.put_json(&paths::queue_item(&self.name, &lease.id), &updated).await?;
@@ -196,12 +199,7 @@ impl WorkQueue for EmbeddedQueue {
 
     async fn defer(&self, lease: &Lease, delay: Duration) -> Result<()> {
         let mut items = self.items.lock().await;
-        let Some(item) = items.get_mut(&lease.id) else {
-            return Err(LakeError::LeaseLost(lease.id.clone()));
-        };
-        if item.lease.as_ref().is_none_or(|l| l.token != lease.token) {
-            return Err(LakeError::LeaseLost(lease.id.clone()));
-        }
+        let item = held(&mut items, lease)?;
         let mut updated = item.clone();
         updated.attempts = updated.attempts.saturating_sub(1);
         // A lease nobody holds: the item becomes claimable when it runs out.

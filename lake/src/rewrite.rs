@@ -92,13 +92,10 @@ pub async fn rewrite(
 
 /// The partitions (`YYYY-MM-DD`) a table has files in.
 pub async fn partitions(lake: &Lake, table: Table) -> Result<Vec<String>> {
-    let tag = format!("{PARTITION_COLUMN}=");
     let mut out: Vec<String> = list_visible(lake.store(), Some(&paths::table_prefix(table)))
         .await?
         .iter()
-        .filter_map(|m| {
-            m.location.parts().find_map(|p| p.as_ref().strip_prefix(tag.as_str()).map(str::to_owned))
-        })
+        .filter_map(|m| crate::compact::date_of(&m.location))
         .collect();
     out.sort();
     out.dedup();

@@ -112,9 +112,9 @@ pub struct Window {
 const DAY_MS: i64 = 86_400_000;
 /// Rows are partitioned by the day of their capture's first frame; a capture lasts far less than
 /// this, so reading one extra day before the window finds every row inside it.
-const PARTITION_SLACK_MS: i64 = DAY_MS;
+pub(crate) const PARTITION_SLACK_MS: i64 = DAY_MS;
 
-fn day(ms: i64) -> String {
+pub(crate) fn day(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%d").to_string()
 }
 

@@ -115,14 +115,9 @@ pub const MAX_DRAIN_WAIT_MS: i64 = 48 * 3_600_000;
 pub async fn unfinished(lake: &Lake, epoch: &Epoch) -> Result<Vec<String>> {
     use roadhex_schemas::state::{CaptureStage, CaptureStatus};
     let ctx = roadhex_lake::catalog::session(lake)?;
-    let day = |ms: i64| {
-        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .format("%Y-%m-%d")
-            .to_string()
-    };
-    // Partitions are by the day of a capture's first frame; one day of slack covers any capture.
-    let (d0, d1) = (day(epoch.start_ms - 86_400_000), day(epoch.end_ms));
+    use crate::input::{PARTITION_SLACK_MS, day};
+    // Partitions are by the day of a capture's first frame (the slack covers any capture).
+    let (d0, d1) = (day(epoch.start_ms - PARTITION_SLACK_MS), day(epoch.end_ms));
     let sql = format!(
         "SELECT capture_id FROM captures
          WHERE date >= '{d0}' AND date <= '{d1}'
