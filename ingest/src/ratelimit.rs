@@ -18,7 +18,11 @@ impl RateLimiter {
 
     /// Takes one token for `key`; on refusal returns the seconds until one is available.
     pub(crate) fn check(&self, key: &str) -> Result<(), u64> {
-        let now = Instant::now();
+        self.check_at(key, Instant::now())
+    }
+
+    /// `check` at a given instant, so the arithmetic is testable without sleeping.
+    fn check_at(&self, key: &str, now: Instant) -> Result<(), u64> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 100_000 {
             // Forget idle devices rather than grow without bound; a full bucket is the default anyway.
@@ -38,14 +42,18 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
     #[test]
     fn bucket_refills() {
-        let r = super::RateLimiter::new(1000.0, 2.0);
-        assert!(r.check("d").is_ok());
-        assert!(r.check("d").is_ok());
-        assert!(r.check("d").is_err());
-        assert!(r.check("other").is_ok());
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(r.check("d").is_ok());
+        // A fixed clock: with a real one a scheduling pause on a busy machine refills a token.
+        let r = super::RateLimiter::new(10.0, 2.0);
+        let t0 = Instant::now();
+        assert!(r.check_at("d", t0).is_ok());
+        assert!(r.check_at("d", t0).is_ok());
+        assert_eq!(r.check_at("d", t0), Err(1));
+        assert!(r.check_at("other", t0).is_ok());
+        assert!(r.check_at("d", t0 + Duration::from_millis(50)).is_err());
+        assert!(r.check_at("d", t0 + Duration::from_millis(100)).is_ok());
     }
 }
