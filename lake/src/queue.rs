@@ -249,9 +249,10 @@ mod tests {
         let l = l.expect("b");
         assert_eq!(l.id, "b");
         // Deferred: invisible until the delay passes, and not counted as an attempt.
-        q.defer(&l, Duration::from_millis(100)).await.expect("defer");
+        // Wide margins: a busy CI machine can pause for tens of milliseconds between two calls.
+        q.defer(&l, Duration::from_millis(1500)).await.expect("defer");
         assert!(q.claim("w", Duration::from_secs(5)).await.expect("claim").is_none());
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(1700)).await;
         let again = q.claim("w", Duration::from_secs(5)).await.expect("claim").expect("b again");
         assert_eq!((again.id.as_str(), again.attempt), ("b", 1));
         q.ack(&again).await.expect("ack");
