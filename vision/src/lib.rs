@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod place;
 pub mod privacy;
 pub mod quality;
+pub mod signs;
 mod tables;
 pub mod worker;
 
