@@ -31,6 +31,10 @@ pub enum VisionError {
     Unauthorized,
     #[error("operator operations are disabled: the server has no operator token configured")]
     OperatorDisabled,
+    #[error("sign data in {dir}: {reason}")]
+    SignData { dir: String, reason: String },
+    #[error("sign model: {0}")]
+    SignModel(String),
 }
 
 impl VisionError {
@@ -49,6 +53,8 @@ impl VisionError {
             Self::RedactionDecided { .. } => "redaction_decided",
             Self::Unauthorized => "unauthorized",
             Self::OperatorDisabled => "operator_disabled",
+            Self::SignData { .. } => "sign_data_invalid",
+            Self::SignModel(_) => "sign_model_invalid",
         }
     }
 }

@@ -8,7 +8,7 @@ mod centerface;
 mod ensemble;
 mod error;
 mod eval;
-mod geometry;
+pub(crate) mod geometry;
 mod models;
 mod plates;
 mod pool;

@@ -3,4 +3,13 @@
 
 pub mod classes;
 pub mod cluster;
+pub mod dataset;
+pub mod detect;
+pub mod eval;
+pub mod features;
 pub mod locate;
+pub mod mlp;
+pub mod propose;
+pub mod train;
+
+pub use detect::{SignDetection, SignModel};

@@ -1,0 +1,126 @@
+//! The sign model: colour proposals, a verifier network (sign or not) and a classifier network
+//! (which of the 43 classes). One file holds both networks and the operating threshold.
+
+use super::classes::{self, OTHER_SIGN};
+use super::features::{describe, patch};
+use super::mlp::Mlp;
+use super::propose::propose;
+use crate::anonymize::geometry::nms;
+use crate::error::{Result, VisionError};
+use opencv::core::{Mat, Rect};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"RHSIGN01";
+/// The trained model shipped with the binary (`roadhex train signs` writes it).
+const EMBEDDED: &[u8] = include_bytes!("../../models/signs.bin");
+/// Candidates scoring below this are never kept, whatever the threshold.
+pub const SCORE_FLOOR: f32 = 0.05;
+/// Boxes overlapping more than this are one sign.
+const NMS_IOU: f32 = 0.3;
+
+/// The model's operating point and provenance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Header {
+    pub version: String,
+    /// Verifier probability at or above which a candidate is a sign.
+    pub threshold: f32,
+    /// Classifier probability below which a sign is `other_sign`.
+    pub min_class_prob: f32,
+    /// What it was trained on, for the record.
+    pub trained_on: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SignModel {
+    pub header: Header,
+    pub verifier: Mlp,
+    pub classifier: Mlp,
+}
+
+/// One sign found in a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignDetection {
+    pub rect: Rect,
+    /// Verifier probability that the box is a sign.
+    pub score: f32,
+    pub class: &'static str,
+    pub class_prob: f32,
+}
+
+impl SignModel {
+    /// The model compiled into this binary.
+    pub fn embedded() -> Result<Self> {
+        Self::from_bytes(EMBEDDED)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let b = std::fs::read(path).map_err(|e| VisionError::SignModel(format!("{}: {e}", path.display())))?;
+        Self::from_bytes(&b)
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, self.to_bytes()?).map_err(|e| VisionError::SignModel(format!("{}: {e}", path.display())))
+    }
+
+    /// `name@version`, recorded with every detection.
+    pub fn name(&self) -> String {
+        format!("signs-mlp@{}", self.header.version)
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let header = serde_json::to_vec(&self.header).map_err(|e| VisionError::SignModel(e.to_string()))?;
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&u32::try_from(header.len()).unwrap_or(u32::MAX).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&self.verifier.to_bytes());
+        out.extend_from_slice(&self.classifier.to_bytes());
+        Ok(out)
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self> {
+        let bad = |why: &str| VisionError::SignModel(why.to_owned());
+        let rest = b.strip_prefix(MAGIC.as_slice()).ok_or_else(|| bad("not a sign model (no trained model embedded?)"))?;
+        let len = rest.get(..4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes).ok_or_else(|| bad("truncated"))?;
+        let len = usize::try_from(len).map_err(|_| bad("header length"))?;
+        let header = rest.get(4..4 + len).ok_or_else(|| bad("truncated header"))?;
+        let header: Header = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+        let (verifier, rest) = Mlp::from_bytes(&rest[4 + len..]).ok_or_else(|| bad("verifier network"))?;
+        let (classifier, rest) = Mlp::from_bytes(rest).ok_or_else(|| bad("classifier network"))?;
+        if !rest.is_empty() || verifier.outputs() != 2 || classifier.outputs() != classes::NAMES.len() {
+            return Err(bad("unexpected network shapes"));
+        }
+        if verifier.inputs() != super::features::LEN || classifier.inputs() != super::features::LEN {
+            return Err(bad("networks were trained on another descriptor"));
+        }
+        Ok(Self { header, verifier, classifier })
+    }
+
+    /// Signs in a BGR frame at the model's threshold.
+    pub fn detect(&self, bgr: &Mat) -> Result<Vec<SignDetection>> {
+        let t = self.header.threshold;
+        Ok(self.candidates(bgr)?.into_iter().filter(|d| d.score >= t).collect())
+    }
+
+    /// Every candidate above [`SCORE_FLOOR`] after suppression, classified: evaluation sweeps the
+    /// threshold over these.
+    pub fn candidates(&self, bgr: &Mat) -> Result<Vec<SignDetection>> {
+        let mut scored = Vec::new();
+        for rect in propose(bgr)? {
+            let d = describe(&patch(bgr, rect, None)?);
+            let score = self.verifier.predict(&d)[1];
+            if score >= SCORE_FLOOR {
+                scored.push((rect, score, d));
+            }
+        }
+        let kept = nms(scored, |(r, s, _)| (*s, *r), NMS_IOU);
+        Ok(kept.into_iter().map(|(rect, score, d)| self.classify(rect, score, &d)).collect())
+    }
+
+    fn classify(&self, rect: Rect, score: f32, d: &[f32]) -> SignDetection {
+        let p = self.classifier.predict(d);
+        let (best, prob) = p.iter().enumerate().fold((0, 0.0f32), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
+        let class = if prob >= self.header.min_class_prob { classes::name(best) } else { OTHER_SIGN };
+        SignDetection { rect, score, class, class_prob: prob }
+    }
+}

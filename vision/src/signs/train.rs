@@ -1,0 +1,197 @@
+//! Training the sign model from GTSRB crops and GTSDB scenes.
+//!
+//! The classifier learns the 43 classes from jittered copies of every annotated sign, balanced per
+//! class. The verifier learns sign-or-not from the same positives against the proposals that miss
+//! every annotated sign in the training scenes (the negatives it will meet in use). Cross-validation
+//! over the scenes picks the operating threshold from out-of-fold scores; the final model is then
+//! trained on everything.
+
+use super::classes::NAMES;
+use super::dataset::Labelled;
+use super::detect::{Header, SignModel};
+use super::eval::{self, Metrics, SceneResult};
+use super::features::{Jitter, Patch, SIDE, describe, patch};
+use super::mlp::{Mlp, TrainConfig};
+use super::propose::propose;
+use crate::anonymize::geometry::iou;
+use crate::error::Result;
+use opencv::core::{Mat, Rect, Size};
+use opencv::imgproc;
+use opencv::prelude::*;
+use roadhex_schemas::rng::SplitMix64;
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Cross-validation folds over the scenes (0 or 1: none; the threshold is then `threshold`).
+    pub folds: usize,
+    /// Jittered samples per class for the classifier.
+    pub per_class: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Precision the threshold must keep.
+    pub min_precision: f64,
+    pub threshold: f32,
+    pub min_class_prob: f32,
+    pub version: String,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            folds: 5,
+            per_class: 240,
+            epochs: 20,
+            seed: 20_261_202,
+            min_precision: 0.9,
+            threshold: 0.5,
+            min_class_prob: 0.3,
+            version: "1".into(),
+        }
+    }
+}
+
+/// What training measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Out-of-fold metrics at the chosen threshold (None without folds).
+    pub cross_validation: Option<Metrics>,
+    pub folds: usize,
+    pub threshold: f32,
+    pub classifier_samples: usize,
+    pub verifier_samples: usize,
+    pub trained_on: Vec<String>,
+}
+
+/// An image in memory with its signs.
+struct Loaded {
+    img: Mat,
+    signs: Vec<(Rect, usize)>,
+    scene: bool,
+}
+
+fn load(items: &[Labelled], scene: bool) -> Result<Vec<Loaded>> {
+    items.iter().map(|l| Ok(Loaded { img: eval::read(&l.image)?, signs: l.signs.clone(), scene })).collect()
+}
+
+/// Trains on `crops` and `scenes`; with folds, first cross-validates over the scenes.
+pub fn train(crops: &[Labelled], scenes: &[Labelled], opts: &TrainOptions, log: &dyn Fn(&str)) -> Result<(SignModel, TrainReport)> {
+    let mut all = load(crops, false)?;
+    all.extend(load(scenes, true)?);
+    let scene_ix: Vec<usize> = (0..all.len()).filter(|i| all[*i].scene).collect();
+    let mut threshold = opts.threshold;
+    let mut cv = None;
+    if opts.folds > 1 && scene_ix.len() >= opts.folds {
+        let mut pooled: Vec<SceneResult> = Vec::new();
+        for k in 0..opts.folds {
+            let held: Vec<usize> = scene_ix.iter().copied().filter(|i| i % opts.folds == k).collect();
+            let used: Vec<&Loaded> = (0..all.len()).filter(|i| !held.contains(i)).map(|i| &all[i]).collect();
+            let (model, _, _) = fit(&used, opts, opts.threshold)?;
+            for i in &held {
+                pooled.push(SceneResult { truth: all[*i].signs.clone(), candidates: model.candidates(&all[*i].img)? });
+            }
+            log(&format!("fold {}/{}: {} held-out scenes", k + 1, opts.folds, held.len()));
+        }
+        threshold = eval::pick_threshold(&pooled, opts.min_precision);
+        cv = Some(eval::score(&pooled, threshold));
+    }
+    let used: Vec<&Loaded> = all.iter().collect();
+    let (model, classifier_samples, verifier_samples) = fit(&used, opts, threshold)?;
+    let report = TrainReport {
+        cross_validation: cv,
+        folds: opts.folds,
+        threshold,
+        classifier_samples,
+        verifier_samples,
+        trained_on: model.header.trained_on.clone(),
+    };
+    Ok((model, report))
+}
+
+fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignModel, usize, usize)> {
+    let mut rng = SplitMix64(opts.seed);
+    let (cx, cy) = classifier_samples(items, opts.per_class, &mut rng)?;
+    let (mut vx, mut vy) = (cx.clone(), vec![1usize; cx.len()]);
+    for it in items.iter().filter(|i| i.scene) {
+        for rect in propose(&it.img)? {
+            let best = it.signs.iter().map(|(t, _)| iou(*t, rect)).fold(0.0f32, f32::max);
+            // Boxes that half-cover a sign teach nothing either way.
+            let label = if best >= 0.5 {
+                1
+            } else if best < 0.3 {
+                0
+            } else {
+                continue;
+            };
+            vx.push(describe(&patch(&it.img, rect, None)?));
+            vy.push(label);
+        }
+    }
+    let cfg = TrainConfig { epochs: opts.epochs, seed: opts.seed, ..TrainConfig::default() };
+    // The two networks are independent: train them side by side.
+    let (verifier, classifier) = std::thread::scope(|s| {
+        let v = s.spawn(|| Mlp::train(&vx, &vy, 2, &cfg));
+        let c = Mlp::train(&cx, &cy, NAMES.len(), &cfg);
+        (v.join(), c)
+    });
+    let verifier = verifier.map_err(|_| crate::error::VisionError::Join("verifier training panicked".into()))?;
+    let trained_on = vec![format!(
+        "{} crops, {} scenes",
+        items.iter().filter(|i| !i.scene).count(),
+        items.iter().filter(|i| i.scene).count()
+    )];
+    let header = Header { version: opts.version.clone(), threshold, min_class_prob: opts.min_class_prob, trained_on };
+    Ok((SignModel { header, verifier, classifier }, cx.len(), vx.len()))
+}
+
+/// Jittered, photometrically varied copies of every sign, about `per_class` per class.
+fn classifier_samples(items: &[&Loaded], per_class: usize, rng: &mut SplitMix64) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+    let mut count = vec![0usize; NAMES.len()];
+    for it in items {
+        for (_, c) in &it.signs {
+            count[*c] += 1;
+        }
+    }
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for it in items {
+        for (rect, c) in &it.signs {
+            let copies = per_class.div_ceil(count[*c].max(1)).max(2);
+            x.push(describe(&patch(&it.img, *rect, None)?));
+            y.push(*c);
+            for _ in 1..copies {
+                let j = Jitter {
+                    scale: 0.88 + 0.24 * rng.unit(),
+                    dx: 0.16 * (rng.unit() - 0.5),
+                    dy: 0.16 * (rng.unit() - 0.5),
+                    angle_deg: 14.0 * (rng.unit() - 0.5),
+                };
+                let mut p = patch(&it.img, *rect, Some(j))?;
+                photometric(&mut p, rng)?;
+                x.push(describe(&p));
+                y.push(*c);
+            }
+        }
+    }
+    Ok((x, y))
+}
+
+/// Brightness, contrast and colour-balance changes, and sometimes the blur of a distant sign.
+fn photometric(p: &mut Patch, rng: &mut SplitMix64) -> Result<()> {
+    let gain = 0.55 + 0.9 * rng.unit();
+    let bias = 50.0 * (rng.unit() - 0.5);
+    let tint = [0.92 + 0.16 * rng.unit(), 0.92 + 0.16 * rng.unit(), 0.92 + 0.16 * rng.unit()];
+    for (i, v) in p.0.iter_mut().enumerate() {
+        *v = (f64::from(*v) * gain * tint[i % 3] + bias).clamp(0.0, 255.0) as u8;
+    }
+    if rng.unit() < 0.35 {
+        let s = i32::try_from(SIDE).unwrap_or(32);
+        let small_side = 10 + i32::try_from(rng.below(10)).unwrap_or(0);
+        let m = Mat::new_rows_cols_with_data(s, s * 3, &p.0)?;
+        let m = m.reshape(3, s)?;
+        let (mut small, mut back) = (Mat::default(), Mat::default());
+        imgproc::resize(&m, &mut small, Size::new(small_side, small_side), 0.0, 0.0, imgproc::INTER_AREA)?;
+        imgproc::resize(&small, &mut back, Size::new(s, s), 0.0, 0.0, imgproc::INTER_LINEAR)?;
+        p.0 = back.data_bytes()?.to_vec();
+    }
+    Ok(())
+}
