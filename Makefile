@@ -22,6 +22,7 @@ bench: setup
 	cargo run --profile perf -p roadhex-ingest --example ingest_bench
 	cargo run --profile perf -p roadhex-ingest --features video --example import_bench
 	cargo run --profile perf -p roadhex-vision --example anonymize_bench
+	cargo run --profile perf -p roadhex-vision --example signs_bench
 	cargo run --profile perf -p roadhex-lake --features sql --example sql_bench
 	cargo run --profile perf -p roadhex-rewards --example rewards_bench
 	cargo run --profile perf -p roadhex-tiles --example tiles_bench

@@ -57,6 +57,16 @@ pub(crate) enum Command {
     Schema,
     /// Read-only SQL over every table (DataFusion): one query, or an interactive shell without one.
     Sql(SqlArgs),
+    /// Train a model the pipeline ships with.
+    Train {
+        #[command(subcommand)]
+        cmd: crate::signs_cmd::TrainCmd,
+    },
+    /// Sign map features: rebuild the table from the detections.
+    Features {
+        #[command(subcommand)]
+        cmd: crate::signs_cmd::FeaturesCmd,
+    },
     /// Measure the pipeline on labelled data.
     Eval {
         #[command(subcommand)]
@@ -181,6 +191,9 @@ pub(crate) enum EvalCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Sign detection precision/recall (IoU ≥ 0.5), class accuracy and ms per frame on
+    /// GTSDB-format data.
+    Signs(crate::signs_cmd::EvalSignsArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,6 +59,10 @@ pub(crate) struct ServeArgs {
     /// Directory with the anonymization models (filled by deploy/models.sh).
     #[arg(long, env = "ROADHEX_MODELS")]
     pub(crate) models: Option<PathBuf>,
+    /// Seconds between rebuilds of the sign `features` table (vision role); 0 turns the
+    /// rebuilds off (`roadhex features build` still works). Default: 300
+    #[arg(long, env = "ROADHEX_FEATURES_EVERY_S")]
+    pub(crate) features_every_s: Option<u64>,
     /// Telemetry gates (file only).
     #[arg(skip)]
     pub(crate) gates: Option<GateConfig>,
@@ -155,6 +159,7 @@ pub(crate) struct Resolved {
     pub(crate) rewards: RewardsConfig,
     pub(crate) tiles: TilesConfig,
     pub(crate) privacy: PrivacyPolicy,
+    pub(crate) features_every_s: u64,
 }
 
 impl ServeArgs {
@@ -227,6 +232,7 @@ impl ServeArgs {
             rewards,
             tiles,
             privacy,
+            features_every_s: self.features_every_s.or(file.features_every_s).unwrap_or(300),
         })
     }
 }

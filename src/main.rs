@@ -10,6 +10,7 @@ mod queue_cmd;
 mod rewards_api;
 mod rewards_cmd;
 mod serve;
+mod signs_cmd;
 mod sql_cmd;
 mod sql_http;
 mod store_args;
@@ -191,6 +192,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rewards { cmd } => rewards_cmd::rewards(cmd).await,
         Command::Zones { cmd } => privacy_cmd::zones(cmd).await,
         Command::Requeue(args) => queue_cmd::requeue(args).await,
+        Command::Train { cmd: signs_cmd::TrainCmd::Signs(args) } => signs_cmd::train_signs(args).await,
+        Command::Eval { cmd: EvalCmd::Signs(args) } => signs_cmd::eval_signs(args).await,
+        Command::Features { cmd } => signs_cmd::features(cmd).await,
         Command::Privacy { cmd } => privacy_cmd::privacy(cmd).await,
         Command::Redactions { cmd } => privacy_cmd::redactions(cmd).await,
         Command::Simulate(args) => rewards_cmd::simulate(args).await,

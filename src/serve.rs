@@ -24,9 +24,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // Loading every model now makes a missing file a startup error, not a failed capture.
         let ensemble = Ensemble::from_config(&cfg.models, &cfg.anonymizer)
             .with_context(|| format!("loading anonymization models from {}", cfg.models.dir.display()))?;
+        let signs =
+            roadhex_vision::signs::SignModel::embedded().context("loading the embedded sign model")?;
         let pipeline = Arc::new(
             Pipeline::new(lake.clone(), Arc::new(ensemble), cfg.ingest.gates.clone(), cfg.quality.clone())
-                .with_privacy(cfg.privacy.clone()),
+                .with_privacy(cfg.privacy.clone())
+                .with_signs(Arc::new(signs)),
         );
         let worker = format!("vision-{}", std::process::id());
         workers.push(tokio::spawn(roadhex_vision::worker::run(
@@ -36,6 +39,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             stop_rx.clone(),
         )));
         workers.push(tokio::spawn(purge_loop(lake.clone(), cfg.privacy.clone(), stop_rx.clone())));
+        if cfg.features_every_s > 0 {
+            let every = std::time::Duration::from_secs(cfg.features_every_s);
+            workers.push(tokio::spawn(features_loop(lake.clone(), every, stop_rx.clone())));
+        }
     }
     if cfg.roles.contains(&Role::Rewards) {
         // Runs every closed epoch (cutoff plus settle time passed) that has no ledger yet.
@@ -210,6 +217,23 @@ async fn compact_loop(
             Ok(r) if r.partitions + r.files_deleted > 0 => tracing::info!(?r, "compacted"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "compaction round failed; retrying next round"),
+        }
+    }
+}
+
+/// Rebuilds the sign features from the detections every `every`. Several vision processes may
+/// each run it: a build is deterministic, so concurrent ones write the same bytes.
+async fn features_loop(lake: Lake, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let cfg = roadhex_vision::signs::cluster::ClusterConfig::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match roadhex_vision::signs::table::build(&lake, &cfg).await {
+            Ok(r) if r.observations > 0 => tracing::info!(?r, "sign features rebuilt"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sign features build failed; retrying next round"),
         }
     }
 }

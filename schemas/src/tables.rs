@@ -229,6 +229,9 @@ fn detections() -> Vec<Field> {
         col("h", DataType::UInt32, false, "Box height in pixels."),
         col("detector", utf8(), false, "Detector name and version."),
         col("blurred", DataType::Boolean, false, "Whether the region was blurred in the published frame."),
+        col("lat", DataType::Float64, true, "Signs: latitude of the sign estimated from this frame alone."),
+        col("lon", DataType::Float64, true, "Signs: longitude of the sign estimated from this frame alone."),
+        col("feature_id", utf8(), true, "Signs: the map feature this observation was merged into."),
     ]
 }
 
@@ -240,6 +243,9 @@ fn features() -> Vec<Field> {
     f.extend(position("the sign"));
     f.extend([
         col("h3_r12", DataType::UInt64, false, "H3 resolution-12 cell of the sign."),
+        col("h3_r10", DataType::UInt64, false, "Parent cell at resolution 10."),
+        col("h3_r8", DataType::UInt64, false, "Parent cell at resolution 8."),
+        col("h3_r6", DataType::UInt64, false, "Parent cell at resolution 6."),
         col("first_seen", ts(), false, "First observation."),
         col("last_seen", ts(), false, "Latest observation."),
         col("observations", DataType::UInt32, false, "Detections merged into this feature."),

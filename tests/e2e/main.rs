@@ -7,6 +7,7 @@ mod refusals;
 mod rewards;
 mod s3;
 mod scaleout;
+mod signs;
 mod sql;
 mod support;
 mod tiles;

@@ -9,6 +9,7 @@ use crate::error::{Result, VisionError};
 use crate::place::{CoveredCell, Placed, coverage, place_frames};
 use crate::privacy;
 use crate::quality::{Quality, QualityConfig, assess, capture_tilt};
+use crate::signs::{SignDetection, SignModel};
 use crate::tables;
 use bytes::Bytes;
 use chrono::Utc;
@@ -32,6 +33,8 @@ pub(crate) struct FrameOutcome {
     pub(crate) placed: Placed,
     pub(crate) quality: Quality,
     pub(crate) detections: Vec<Detection>,
+    /// Traffic signs found in the published frame.
+    pub(crate) signs: Vec<SignDetection>,
     /// Size of the published JPEG, if published.
     pub(crate) published_bytes: Option<u64>,
     pub(crate) width: u32,
@@ -47,6 +50,8 @@ pub(crate) struct Processed {
     pub(crate) outcomes: Vec<FrameOutcome>,
     pub(crate) coverage: Vec<CoveredCell>,
     pub(crate) anonymizer: String,
+    /// Name and version of the sign model, when signs were detected.
+    pub(crate) sign_model: Option<String>,
 }
 
 #[derive(Debug)]
@@ -56,6 +61,7 @@ pub struct Pipeline {
     pub(crate) gates: GateConfig,
     pub(crate) quality: QualityConfig,
     pub(crate) privacy: PrivacyPolicy,
+    pub(crate) signs: Option<Arc<SignModel>>,
 }
 
 /// Where a capture stands after a call to [`Pipeline::process`].
@@ -68,7 +74,13 @@ pub enum Progress {
 
 impl Pipeline {
     pub fn new(lake: Lake, ensemble: Arc<Ensemble>, gates: GateConfig, quality: QualityConfig) -> Self {
-        Self { lake, ensemble, gates, quality, privacy: PrivacyPolicy::default() }
+        Self { lake, ensemble, gates, quality, privacy: PrivacyPolicy::default(), signs: None }
+    }
+
+    /// Detects traffic signs in every published frame with `model`.
+    pub fn with_signs(mut self, model: Arc<SignModel>) -> Self {
+        self.signs = Some(model);
+        self
     }
 
     pub fn with_privacy(mut self, privacy: PrivacyPolicy) -> Self {
@@ -137,6 +149,7 @@ impl Pipeline {
             manifest,
             outcomes,
             anonymizer: self.ensemble.version(),
+            sign_model: self.signs.as_ref().map(|m| m.name()),
         };
         tables::write(&self.lake, &processed).await?;
         self.lake.put_json(&paths::capture_state(&id), &processed.status).await?;
@@ -166,8 +179,11 @@ impl Pipeline {
         let chunk = raw.len().div_ceil(threads).max(1);
         let mut tasks = Vec::new();
         for part in raw.chunks(chunk).map(<[_]>::to_vec) {
-            let (ensemble, cfg) = (Arc::clone(&self.ensemble), self.quality.clone());
-            tasks.push(tokio::task::spawn_blocking(move || anonymize_chunk(&ensemble, &cfg, part)));
+            let (ensemble, cfg, signs) =
+                (Arc::clone(&self.ensemble), self.quality.clone(), self.signs.clone());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                anonymize_chunk(&ensemble, signs.as_deref(), &cfg, part)
+            }));
         }
         let mut outcomes: Vec<(FrameOutcome, Option<Vec<u8>>)> = Vec::new();
         for t in tasks {
@@ -207,8 +223,10 @@ impl Pipeline {
 
 /// Decodes, measures, anonymizes and re-encodes frames. Frames that already fail quality are not
 /// anonymized (they will not be published). Re-encoding from pixels drops every metadata segment.
+/// Signs are looked for in the anonymized pixels, the ones that get published.
 fn anonymize_chunk(
     ensemble: &Ensemble,
+    signs: Option<&SignModel>,
     cfg: &QualityConfig,
     frames: Vec<(Placed, Bytes)>,
 ) -> Result<Vec<(FrameOutcome, Option<Vec<u8>>)>> {
@@ -218,14 +236,20 @@ fn anonymize_chunk(
         let (width, height) =
             (u32::try_from(bgr.cols()).unwrap_or(0), u32::try_from(bgr.rows()).unwrap_or(0));
         let quality = assess(&bgr, None, cfg)?;
-        let (detections, jpeg) = if quality.passed() {
+        let (detections, found, jpeg) = if quality.passed() {
             let detections = ensemble.detect(&bgr)?;
             blur(&mut bgr, &detections)?;
-            (detections, Some(encode(&bgr)?))
+            let found = match signs {
+                Some(model) => model.detect(&bgr)?,
+                None => Vec::new(),
+            };
+            (detections, found, Some(encode(&bgr)?))
         } else {
-            (Vec::new(), None)
+            (Vec::new(), Vec::new(), None)
         };
-        out.push((FrameOutcome { placed, quality, detections, published_bytes: None, width, height }, jpeg));
+        let outcome =
+            FrameOutcome { placed, quality, detections, signs: found, published_bytes: None, width, height };
+        out.push((outcome, jpeg));
     }
     Ok(out)
 }

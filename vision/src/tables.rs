@@ -85,31 +85,65 @@ fn frames(p: &Processed) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(Table::Frames.schema(), cols)?)
 }
 
+/// One detections row before it becomes columns.
+struct DetectionRow<'a> {
+    index: usize,
+    kind: &'static str,
+    class: Option<&'static str>,
+    score: f32,
+    rect: opencv::core::Rect,
+    detector: &'a str,
+    blurred: bool,
+    at: Option<(f64, f64)>,
+}
+
 fn detections(p: &Processed) -> Result<RecordBatch> {
-    let rows: Vec<_> = p
-        .outcomes
-        .iter()
-        .filter(|o| o.published_bytes.is_some())
-        .flat_map(|o| o.detections.iter().map(move |d| (o.placed.index, d)))
-        .collect();
+    let published = p.outcomes.iter().filter(|o| o.published_bytes.is_some());
+    let mut rows: Vec<DetectionRow<'_>> = Vec::new();
+    for o in published {
+        rows.extend(o.detections.iter().map(|d| DetectionRow {
+            index: o.placed.index,
+            kind: match d.kind {
+                Kind::Face => "face",
+                Kind::Plate => "plate",
+                Kind::Region => "region",
+            },
+            class: None,
+            score: d.score,
+            rect: d.rect,
+            detector: d.detector.as_str(),
+            blurred: true,
+            at: None,
+        }));
+        let detector = p.sign_model.as_deref().unwrap_or_default();
+        rows.extend(o.signs.iter().map(|s| DetectionRow {
+            index: o.placed.index,
+            kind: "sign",
+            class: Some(s.class),
+            score: s.score,
+            rect: s.rect,
+            detector,
+            blurred: false,
+            at: crate::signs::table::sign_position(&p.manifest.camera, o, s),
+        }));
+    }
     let n = rows.len();
     let dim = |v: i32| u32::try_from(v.max(0)).unwrap_or(0);
     let cols: Vec<ArrayRef> = vec![
-        text(rows.iter().map(|(i, _)| paths::frame_id(&p.id, *i))),
+        text(rows.iter().map(|r| paths::frame_id(&p.id, r.index))),
         text(std::iter::repeat_n(p.id.as_str(), n)),
-        text(rows.iter().map(|(_, d)| match d.kind {
-            Kind::Face => "face",
-            Kind::Plate => "plate",
-            Kind::Region => "region",
-        })),
+        text(rows.iter().map(|r| r.kind)),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.class).collect::<Vec<_>>())),
+        Arc::new(Float32Array::from_iter_values(rows.iter().map(|r| r.score))),
+        u32s(rows.iter().map(|r| dim(r.rect.x))),
+        u32s(rows.iter().map(|r| dim(r.rect.y))),
+        u32s(rows.iter().map(|r| dim(r.rect.width))),
+        u32s(rows.iter().map(|r| dim(r.rect.height))),
+        text(rows.iter().map(|r| r.detector)),
+        Arc::new(BooleanArray::from(rows.iter().map(|r| r.blurred).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.at.map(|a| a.0)).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.at.map(|a| a.1)).collect::<Vec<_>>())),
         Arc::new(StringArray::from(vec![None::<&str>; n])),
-        Arc::new(Float32Array::from_iter_values(rows.iter().map(|(_, d)| d.score))),
-        u32s(rows.iter().map(|(_, d)| dim(d.rect.x))),
-        u32s(rows.iter().map(|(_, d)| dim(d.rect.y))),
-        u32s(rows.iter().map(|(_, d)| dim(d.rect.width))),
-        u32s(rows.iter().map(|(_, d)| dim(d.rect.height))),
-        text(rows.iter().map(|(_, d)| d.detector.as_str())),
-        Arc::new(BooleanArray::from(vec![true; n])),
     ];
     Ok(RecordBatch::try_new(Table::Detections.schema(), cols)?)
 }

@@ -2,7 +2,7 @@ use super::AnonymizeError;
 use opencv::core::{Mat, Rect};
 use opencv::prelude::*;
 
-pub(crate) fn iou(a: Rect, b: Rect) -> f32 {
+pub fn iou(a: Rect, b: Rect) -> f32 {
     let ix = (a.x + a.width).min(b.x + b.width) - a.x.max(b.x);
     let iy = (a.y + a.height).min(b.y + b.height) - a.y.max(b.y);
     if ix <= 0 || iy <= 0 {

@@ -46,10 +46,14 @@ fn status_of(e: &VisionError) -> StatusCode {
         E::Unauthorized => StatusCode::UNAUTHORIZED,
         E::OperatorDisabled => StatusCode::FORBIDDEN,
         E::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-        E::OpenCv(_) | E::Anonymize(_) | E::RawMissing(_) | E::Manifest { .. } | E::Arrow(_) | E::Join(_)
-        | E::SignData { .. } | E::SignModel(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        E::OpenCv(_)
+        | E::Anonymize(_)
+        | E::RawMissing(_)
+        | E::Manifest { .. }
+        | E::Arrow(_)
+        | E::Join(_)
+        | E::SignData { .. }
+        | E::SignModel(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

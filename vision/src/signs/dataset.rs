@@ -19,9 +19,9 @@ fn bad(dir: &Path, reason: impl Into<String>) -> VisionError {
 }
 
 fn is_image(p: &Path) -> bool {
-    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        matches!(e.to_ascii_lowercase().as_str(), "ppm" | "jpg" | "jpeg" | "png")
-    })
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "ppm" | "jpg" | "jpeg" | "png"))
 }
 
 fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -45,7 +45,8 @@ fn num(dir: &Path, line: usize, field: &str) -> Result<i32> {
 }
 
 fn rect(dir: &Path, line: usize, f: &[&str]) -> Result<Rect> {
-    let (l, t, r, b) = (num(dir, line, f[0])?, num(dir, line, f[1])?, num(dir, line, f[2])?, num(dir, line, f[3])?);
+    let (l, t, r, b) =
+        (num(dir, line, f[0])?, num(dir, line, f[1])?, num(dir, line, f[2])?, num(dir, line, f[3])?);
     if r <= l || b <= t || l < 0 || t < 0 {
         return Err(bad(dir, format!("line {line}: empty or negative box")));
     }
@@ -55,7 +56,10 @@ fn rect(dir: &Path, line: usize, f: &[&str]) -> Result<Rect> {
 
 fn class(dir: &Path, line: usize, f: &str) -> Result<usize> {
     let c = num(dir, line, f)?;
-    usize::try_from(c).ok().filter(|c| *c < 43).ok_or_else(|| bad(dir, format!("line {line}: class {c} is not 0..42")))
+    usize::try_from(c)
+        .ok()
+        .filter(|c| *c < 43)
+        .ok_or_else(|| bad(dir, format!("line {line}: class {c} is not 0..42")))
 }
 
 /// Every image of a GTSDB-format directory, in name order; images without a `gt.txt` line have no
@@ -72,7 +76,9 @@ pub fn gtsdb(dir: &Path) -> Result<Vec<Labelled>> {
             return Err(bad(dir, format!("gt.txt line {}: expected 6 fields", i + 1)));
         }
         let key = stem(Path::new(f[0]));
-        let entry = by_stem.get_mut(&key).ok_or_else(|| bad(dir, format!("gt.txt names {}, which is missing", f[0])))?;
+        let entry = by_stem
+            .get_mut(&key)
+            .ok_or_else(|| bad(dir, format!("gt.txt names {}, which is missing", f[0])))?;
         entry.signs.push((rect(dir, i + 1, &f[1..5])?, class(dir, i + 1, f[5])?));
     }
     if by_stem.is_empty() {
@@ -90,7 +96,11 @@ pub fn gtsrb(dir: &Path) -> Result<Vec<Labelled>> {
             let p = e.map_err(|e| bad(&d, e.to_string()))?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("GT-") && n.ends_with(".csv")) {
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("GT-") && n.ends_with(".csv"))
+            {
                 csvs.push(p);
             }
         }
@@ -107,7 +117,10 @@ pub fn gtsrb(dir: &Path) -> Result<Vec<Labelled>> {
             }
             let image = folder.join(f[0]);
             if image.is_file() {
-                out.push(Labelled { image, signs: vec![(rect(folder, i + 1, &f[3..7])?, class(folder, i + 1, f[7])?)] });
+                out.push(Labelled {
+                    image,
+                    signs: vec![(rect(folder, i + 1, &f[3..7])?, class(folder, i + 1, f[7])?)],
+                });
             }
         }
     }

@@ -55,12 +55,14 @@ impl SignModel {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let b = std::fs::read(path).map_err(|e| VisionError::SignModel(format!("{}: {e}", path.display())))?;
+        let b =
+            std::fs::read(path).map_err(|e| VisionError::SignModel(format!("{}: {e}", path.display())))?;
         Self::from_bytes(&b)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.to_bytes()?).map_err(|e| VisionError::SignModel(format!("{}: {e}", path.display())))
+        std::fs::write(path, self.to_bytes()?)
+            .map_err(|e| VisionError::SignModel(format!("{}: {e}", path.display())))
     }
 
     /// `name@version`, recorded with every detection.
@@ -80,8 +82,14 @@ impl SignModel {
 
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         let bad = |why: &str| VisionError::SignModel(why.to_owned());
-        let rest = b.strip_prefix(MAGIC.as_slice()).ok_or_else(|| bad("not a sign model (no trained model embedded?)"))?;
-        let len = rest.get(..4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes).ok_or_else(|| bad("truncated"))?;
+        let rest = b
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| bad("not a sign model (no trained model embedded?)"))?;
+        let len = rest
+            .get(..4)
+            .and_then(|s| s.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| bad("truncated"))?;
         let len = usize::try_from(len).map_err(|_| bad("header length"))?;
         let header = rest.get(4..4 + len).ok_or_else(|| bad("truncated header"))?;
         let header: Header = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
@@ -119,7 +127,8 @@ impl SignModel {
 
     fn classify(&self, rect: Rect, score: f32, d: &[f32]) -> SignDetection {
         let p = self.classifier.predict(d);
-        let (best, prob) = p.iter().enumerate().fold((0, 0.0f32), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
+        let (best, prob) =
+            p.iter().enumerate().fold((0, 0.0f32), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
         let class = if prob >= self.header.min_class_prob { classes::name(best) } else { OTHER_SIGN };
         SignDetection { rect, score, class, class_prob: prob }
     }

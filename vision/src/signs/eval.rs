@@ -3,7 +3,7 @@
 
 use super::dataset::Labelled;
 use super::detect::{SignDetection, SignModel};
-use crate::anonymize::geometry::iou;
+pub use crate::anonymize::geometry::iou;
 use crate::error::{Result, VisionError};
 use opencv::imgcodecs;
 use serde::Serialize;
@@ -52,10 +52,13 @@ pub fn run(model: &SignModel, scenes: &[Labelled]) -> Result<(Vec<SceneResult>, 
     Ok((out, detect_s * 1000.0 / n, decode_s * 1000.0 / n))
 }
 
-pub(crate) fn read(p: &std::path::Path) -> Result<opencv::core::Mat> {
-    let img = imgcodecs::imread(&p.display().to_string(), imgcodecs::IMREAD_COLOR)?;
+pub fn read(p: &std::path::Path) -> Result<opencv::core::Mat> {
+    let img = imgcodecs::imread(p.display().to_string().as_str(), imgcodecs::IMREAD_COLOR)?;
     if opencv::prelude::MatTraitConst::empty(&img) {
-        return Err(VisionError::SignData { dir: p.display().to_string(), reason: "image does not decode".into() });
+        return Err(VisionError::SignData {
+            dir: p.display().to_string(),
+            reason: "image does not decode".into(),
+        });
     }
     Ok(img)
 }
@@ -104,12 +107,12 @@ pub fn score(results: &[SceneResult], threshold: f32) -> Metrics {
 
 /// The threshold with the best recall at precision ≥ `min_precision`, else the best F1.
 pub fn pick_threshold(results: &[SceneResult], min_precision: f64) -> f32 {
-    let grid: Vec<f32> = (1..100).map(|i| i as f32 / 100.0).collect();
+    // Even steps in log-odds: the verifier's useful range crowds near 1.
+    let grid: Vec<f32> = (-40..=90).map(|i| 1.0 / (1.0 + (-(i as f32) / 10.0).exp())).collect();
     let scored: Vec<Metrics> = grid.iter().map(|t| score(results, *t)).collect();
-    let ok = scored
-        .iter()
-        .filter(|m| m.detection_precision >= min_precision)
-        .max_by(|a, b| a.detection_recall.total_cmp(&b.detection_recall).then(b.threshold.total_cmp(&a.threshold)));
+    let ok = scored.iter().filter(|m| m.detection_precision >= min_precision).max_by(|a, b| {
+        a.detection_recall.total_cmp(&b.detection_recall).then(b.threshold.total_cmp(&a.threshold))
+    });
     let f1 = |m: &Metrics| {
         let (p, r) = (m.detection_precision, m.detection_recall);
         if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }

@@ -56,8 +56,16 @@ pub fn patch(img: &Mat, rect: Rect, jitter: Option<Jitter>) -> Result<Patch> {
             imgproc::resize(&roi, &mut small, Size::default(), f, f, imgproc::INTER_AREA)?;
             // The same map, in the shrunk region's coordinates.
             let m2 = Mat::from_slice_2d(&[
-                [sx * cos * shrink, sx * sin * shrink, side / 2.0 - sx * (cos * (cx - f64::from(x0)) + sin * (cy - f64::from(y0)))],
-                [-sy * sin * shrink, sy * cos * shrink, side / 2.0 - sy * (-sin * (cx - f64::from(x0)) + cos * (cy - f64::from(y0)))],
+                [
+                    sx * cos * shrink,
+                    sx * sin * shrink,
+                    side / 2.0 - sx * (cos * (cx - f64::from(x0)) + sin * (cy - f64::from(y0))),
+                ],
+                [
+                    -sy * sin * shrink,
+                    sy * cos * shrink,
+                    side / 2.0 - sy * (-sin * (cx - f64::from(x0)) + cos * (cy - f64::from(y0))),
+                ],
             ])?;
             warp(&small, &m2, &mut out)?;
             return bytes(&out);
@@ -69,7 +77,15 @@ pub fn patch(img: &Mat, rect: Rect, jitter: Option<Jitter>) -> Result<Patch> {
 
 fn warp(src: &Mat, m: &Mat, out: &mut Mat) -> Result<()> {
     let s = i32::try_from(SIDE).unwrap_or(32);
-    imgproc::warp_affine(src, out, m, Size::new(s, s), imgproc::INTER_LINEAR, BORDER_REPLICATE, Scalar::default())?;
+    imgproc::warp_affine(
+        src,
+        out,
+        m,
+        Size::new(s, s),
+        imgproc::INTER_LINEAR,
+        BORDER_REPLICATE,
+        Scalar::default(),
+    )?;
     Ok(())
 }
 
@@ -109,7 +125,8 @@ pub fn describe(p: &Patch) -> Vec<f32> {
             for y in ty * 4..ty * 4 + 4 {
                 for x in tx * 4..tx * 4 + 4 {
                     let i = y * SIDE + x;
-                    let (pb, pg, pr) = (f32::from(p.0[3 * i]), f32::from(p.0[3 * i + 1]), f32::from(p.0[3 * i + 2]));
+                    let (pb, pg, pr) =
+                        (f32::from(p.0[3 * i]), f32::from(p.0[3 * i + 1]), f32::from(p.0[3 * i + 2]));
                     r += pr;
                     g += pg;
                     s += pb + pg + pr + 1.0;
@@ -184,8 +201,16 @@ mod tests {
     #[test]
     fn patch_and_descriptor_shapes() {
         let mut img = Mat::new_rows_cols_with_default(200, 300, CV_8UC3, Scalar::all(90.0)).expect("mat");
-        imgproc::circle(&mut img, Point::new(150, 100), 30, Scalar::new(0.0, 0.0, 220.0, 0.0), 6, imgproc::LINE_8, 0)
-            .expect("circle");
+        imgproc::circle(
+            &mut img,
+            Point::new(150, 100),
+            30,
+            Scalar::new(0.0, 0.0, 220.0, 0.0),
+            6,
+            imgproc::LINE_8,
+            0,
+        )
+        .expect("circle");
         let rect = Rect::new(117, 67, 66, 66);
         let p = patch(&img, rect, None).expect("patch");
         assert_eq!(p.0.len(), SIDE * SIDE * 3);

@@ -15,32 +15,53 @@ enum Colour {
     Yellow,
 }
 
+/// Chromaticity margins, in percent of r+g+b, at which each colour's mask is cut. Several levels
+/// stand in for MSER: a faded sign separates from a dull red wall only at a strict level, a dark
+/// frame's sign shows only at a loose one.
+const RED_LEVELS: [i32; 4] = [7, 11, 17, 26];
+const BLUE_LEVELS: [i32; 3] = [6, 11, 18];
+const YELLOW_LEVELS: [i32; 2] = [15, 25];
+
 /// Boxes that may hold a sign, in pixels of `bgr`.
 pub fn propose(bgr: &Mat) -> Result<Vec<Rect>> {
     let (w, h) = (bgr.cols(), bgr.rows());
-    let data = if bgr.is_continuous() { bgr.data_bytes()?.to_vec() } else { bgr.try_clone()?.data_bytes()?.to_vec() };
-    let n = usize::try_from(w * h).unwrap_or(0);
-    let mut masks = [vec![0u8; n], vec![0u8; n], vec![0u8; n]];
-    for i in 0..n.min(data.len() / 3) {
+    let data = if bgr.is_continuous() {
+        bgr.data_bytes()?.to_vec()
+    } else {
+        bgr.try_clone()?.data_bytes()?.to_vec()
+    };
+    let n = usize::try_from(w * h).unwrap_or(0).min(data.len() / 3);
+    // Per pixel and colour: the margin in percent of the pixel's sum (0 when not that colour).
+    let mut margin = [vec![0i8; n], vec![0i8; n], vec![0i8; n]];
+    for i in 0..n {
         let (b, g, r) = (i32::from(data[3 * i]), i32::from(data[3 * i + 1]), i32::from(data[3 * i + 2]));
         let s = (b + g + r).max(1);
-        // Chromaticity margins rather than hue: they hold in the dark frames where hue is noise.
-        if r > 35 && (r - g.max(b)) * 100 > 12 * s {
-            masks[0][i] = 255;
+        let pct = |v: i32| i8::try_from((v * 100 / s).clamp(0, 100)).unwrap_or(0);
+        if r > 20 {
+            margin[0][i] = pct(r - g.max(b));
         }
-        if b > 35 && (b - r.max(g)) * 100 > 8 * s && (b - r) * 100 > 20 * s {
-            masks[1][i] = 255;
+        // Blue must also clear red by more: grey-blue sky and shadows are blue by a little.
+        if b > 25 {
+            margin[1][i] = pct((b - r.max(g)).min((b - r) * 2 / 5));
         }
-        if r > 90 && g > 70 && (r.min(g) - b) * 100 > 25 * s {
-            masks[2][i] = 255;
+        if r > 90 && g > 70 {
+            margin[2][i] = pct(r.min(g) - b);
         }
     }
     let max_side = w.min(h) / 3;
     let mut boxes = Vec::new();
-    for (mask, colour) in masks.iter().zip([Colour::Red, Colour::Blue, Colour::Yellow]) {
-        components(mask, w, h, colour, max_side, &mut boxes)?;
+    let levels: [(&[i32], Colour); 3] =
+        [(&RED_LEVELS, Colour::Red), (&BLUE_LEVELS, Colour::Blue), (&YELLOW_LEVELS, Colour::Yellow)];
+    let mut mask = vec![0u8; n];
+    for (k, (cuts, colour)) in levels.iter().enumerate() {
+        for &cut in cuts.iter() {
+            for (m, v) in mask.iter_mut().zip(&margin[k]) {
+                *m = if i32::from(*v) > cut { 255 } else { 0 };
+            }
+            components(&mask, w, h, *colour, max_side, &mut boxes)?;
+        }
     }
-    // Near-identical boxes from different masks or scales are one candidate.
+    // Near-identical boxes from different masks or levels are one candidate.
     let mut out: Vec<Rect> = Vec::with_capacity(boxes.len());
     for b in boxes {
         if out.iter().all(|o| iou(*o, b) < 0.85) {
@@ -65,7 +86,14 @@ fn components(mask: &[u8], w: i32, h: i32, colour: Colour, max_side: i32, out: &
         imgproc::morphology_default_border_value()?,
     )?;
     let (mut labels, mut stats, mut centroids) = (Mat::default(), Mat::default(), Mat::default());
-    let count = imgproc::connected_components_with_stats(&closed, &mut labels, &mut stats, &mut centroids, 8, opencv::core::CV_32S)?;
+    let count = imgproc::connected_components_with_stats(
+        &closed,
+        &mut labels,
+        &mut stats,
+        &mut centroids,
+        8,
+        opencv::core::CV_32S,
+    )?;
     for label in 1..count {
         let at = |c: i32| stats.at_2d::<i32>(label, c).copied();
         let (x, y, bw, bh, area) = (
@@ -80,17 +108,32 @@ fn components(mask: &[u8], w: i32, h: i32, colour: Colour, max_side: i32, out: &
         }
         let aspect = f64::from(bw) / f64::from(bh);
         let fill = f64::from(area) / f64::from(bw * bh);
-        if !(0.5..=2.0).contains(&aspect) || !(0.08..=0.95).contains(&fill) {
+        if !(0.3..=3.0).contains(&aspect) || !(0.08..=0.95).contains(&fill) {
+            continue;
+        }
+        // Two signs stacked on one post touch and come out as one tall (or wide) component.
+        if aspect < 0.7 {
+            out.push(Rect::new(x, y, bw, bw));
+            out.push(Rect::new(x, y + bh - bw, bw, bw));
+            continue;
+        }
+        if aspect > 1.45 {
+            out.push(Rect::new(x, y, bh, bh));
+            out.push(Rect::new(x + bw - bh, y, bh, bh));
             continue;
         }
         out.push(Rect::new(x, y, bw, bh));
+        // A component is often the plate's inner part (a ring broken at the top, a pictogram):
+        // offer the box grown by a fifth too.
+        let (gx, gy) = (bw / 10 + 1, bh / 10 + 1);
+        out.push(Rect::new(x - gx, y - gy, bw + 2 * gx, bh + 2 * gy));
         // The yellow of "priority road" is the inner diamond; the plate is its white frame around it.
         if matches!(colour, Colour::Yellow) {
             let (gw, gh) = ((f64::from(bw) * 0.22) as i32, (f64::from(bh) * 0.22) as i32);
             out.push(Rect::new(x - gw, y - gh, bw + 2 * gw, bh + 2 * gh));
         }
         // A sign whose ring is broken up is often found as its larger half: offer the square box.
-        if aspect < 0.8 || aspect > 1.25 {
+        if !(0.8..=1.25).contains(&aspect) {
             let side = bw.max(bh);
             out.push(Rect::new(x + bw / 2 - side / 2, y + bh / 2 - side / 2, side, side));
         }

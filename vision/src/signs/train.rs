@@ -28,6 +28,8 @@ pub struct TrainOptions {
     /// Jittered samples per class for the classifier.
     pub per_class: usize,
     pub epochs: usize,
+    /// Hidden units of the classifier (the verifier has the default).
+    pub hidden: usize,
     pub seed: u64,
     /// Precision the threshold must keep.
     pub min_precision: f64,
@@ -42,8 +44,9 @@ impl Default for TrainOptions {
             folds: 5,
             per_class: 240,
             epochs: 20,
+            hidden: 128,
             seed: 20_261_202,
-            min_precision: 0.9,
+            min_precision: 0.85,
             threshold: 0.5,
             min_class_prob: 0.3,
             version: "1".into(),
@@ -75,7 +78,12 @@ fn load(items: &[Labelled], scene: bool) -> Result<Vec<Loaded>> {
 }
 
 /// Trains on `crops` and `scenes`; with folds, first cross-validates over the scenes.
-pub fn train(crops: &[Labelled], scenes: &[Labelled], opts: &TrainOptions, log: &dyn Fn(&str)) -> Result<(SignModel, TrainReport)> {
+pub fn train(
+    crops: &[Labelled],
+    scenes: &[Labelled],
+    opts: &TrainOptions,
+    log: &dyn Fn(&str),
+) -> Result<(SignModel, TrainReport)> {
     let mut all = load(crops, false)?;
     all.extend(load(scenes, true)?);
     let scene_ix: Vec<usize> = (0..all.len()).filter(|i| all[*i].scene).collect();
@@ -88,7 +96,10 @@ pub fn train(crops: &[Labelled], scenes: &[Labelled], opts: &TrainOptions, log: 
             let used: Vec<&Loaded> = (0..all.len()).filter(|i| !held.contains(i)).map(|i| &all[i]).collect();
             let (model, _, _) = fit(&used, opts, opts.threshold)?;
             for i in &held {
-                pooled.push(SceneResult { truth: all[*i].signs.clone(), candidates: model.candidates(&all[*i].img)? });
+                pooled.push(SceneResult {
+                    truth: all[*i].signs.clone(),
+                    candidates: model.candidates(&all[*i].img)?,
+                });
             }
             log(&format!("fold {}/{}: {} held-out scenes", k + 1, opts.folds, held.len()));
         }
@@ -131,21 +142,27 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
     // The two networks are independent: train them side by side.
     let (verifier, classifier) = std::thread::scope(|s| {
         let v = s.spawn(|| Mlp::train(&vx, &vy, 2, &cfg));
-        let c = Mlp::train(&cx, &cy, NAMES.len(), &cfg);
+        let c = Mlp::train(&cx, &cy, NAMES.len(), &TrainConfig { hidden: opts.hidden, ..cfg.clone() });
         (v.join(), c)
     });
-    let verifier = verifier.map_err(|_| crate::error::VisionError::Join("verifier training panicked".into()))?;
+    let verifier =
+        verifier.map_err(|_| crate::error::VisionError::Join("verifier training panicked".into()))?;
     let trained_on = vec![format!(
         "{} crops, {} scenes",
         items.iter().filter(|i| !i.scene).count(),
         items.iter().filter(|i| i.scene).count()
     )];
-    let header = Header { version: opts.version.clone(), threshold, min_class_prob: opts.min_class_prob, trained_on };
+    let header =
+        Header { version: opts.version.clone(), threshold, min_class_prob: opts.min_class_prob, trained_on };
     Ok((SignModel { header, verifier, classifier }, cx.len(), vx.len()))
 }
 
 /// Jittered, photometrically varied copies of every sign, about `per_class` per class.
-fn classifier_samples(items: &[&Loaded], per_class: usize, rng: &mut SplitMix64) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+fn classifier_samples(
+    items: &[&Loaded],
+    per_class: usize,
+    rng: &mut SplitMix64,
+) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
     let mut count = vec![0usize; NAMES.len()];
     for it in items {
         for (_, c) in &it.signs {
