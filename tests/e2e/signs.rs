@@ -14,10 +14,29 @@ const SPEED: f64 = 3.0;
 /// The stop plate's nominal width (the model ranges octagons at 0.75 m).
 const PLATE_M: f64 = 0.75;
 
+/// A binary PPM (P6, maxval 255), the GTSRB crops' format.
+fn read_ppm(path: &std::path::Path) -> RgbImage {
+    let bytes = std::fs::read(path).expect("ppm");
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..at]).into_owned());
+    }
+    assert_eq!((fields[0].as_str(), fields[3].as_str()), ("P6", "255"));
+    let (w, h): (u32, u32) = (fields[1].parse().expect("w"), fields[2].parse().expect("h"));
+    RgbImage::from_raw(w, h, bytes[at + 1..].to_vec()).expect("pixels")
+}
+
 /// The GTSRB stop sign, cut to its annotated box.
 fn stop_plate() -> RgbImage {
-    let img =
-        image::open(shared_data().join("signs_gtsrb_crops/stop/00004_00015.ppm")).expect("crop").to_rgb8();
+    let img = read_ppm(&shared_data().join("signs_gtsrb_crops/stop/00004_00015.ppm"));
     // GT-00014.csv: Roi 6,6 → 51,51 (inclusive).
     image::imageops::crop_imm(&img, 6, 6, 46, 46).to_image()
 }

@@ -223,7 +223,6 @@ impl Pipeline {
 
 /// Decodes, measures, anonymizes and re-encodes frames. Frames that already fail quality are not
 /// anonymized (they will not be published). Re-encoding from pixels drops every metadata segment.
-/// Signs are looked for in the anonymized pixels, the ones that get published.
 fn anonymize_chunk(
     ensemble: &Ensemble,
     signs: Option<&SignModel>,
@@ -237,12 +236,14 @@ fn anonymize_chunk(
             (u32::try_from(bgr.cols()).unwrap_or(0), u32::try_from(bgr.rows()).unwrap_or(0));
         let quality = assess(&bgr, None, cfg)?;
         let (detections, found, jpeg) = if quality.passed() {
-            let detections = ensemble.detect(&bgr)?;
-            blur(&mut bgr, &detections)?;
+            // Signs first: the plate detector blurs lettering such as STOP. Only boxes and classes
+            // leave this function, never the unblurred pixels.
             let found = match signs {
                 Some(model) => model.detect(&bgr)?,
                 None => Vec::new(),
             };
+            let detections = ensemble.detect(&bgr)?;
+            blur(&mut bgr, &detections)?;
             (detections, found, Some(encode(&bgr)?))
         } else {
             (Vec::new(), Vec::new(), None)
