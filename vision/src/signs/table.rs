@@ -61,27 +61,31 @@ struct SignRow {
     lon: f64,
 }
 
-/// `frame_id/x,y,w,h`: unique per observation and stable across re-runs.
-fn row_key(frame_id: &str, x: u32, y: u32, w: u32, h: u32) -> String {
-    format!("{frame_id}/{x},{y},{w},{h}")
+/// Per row, `frame_id/x,y,w,h`: unique per sighting and stable across re-runs.
+fn row_keys(b: &RecordBatch) -> roadhex_lake::Result<Vec<String>> {
+    let frame = text(b, "frame_id")?;
+    let [x, y, w, h] = [
+        prim::<UInt32Type>(b, "x")?,
+        prim::<UInt32Type>(b, "y")?,
+        prim::<UInt32Type>(b, "w")?,
+        prim::<UInt32Type>(b, "h")?,
+    ];
+    Ok((0..b.num_rows())
+        .map(|i| format!("{}/{},{},{},{}", frame.value(i), x.value(i), y.value(i), w.value(i), h.value(i)))
+        .collect())
 }
 
 fn sign_rows(b: &RecordBatch, out: &mut Vec<SignRow>) -> roadhex_lake::Result<()> {
     let (frame, kind, class) = (text(b, "frame_id")?, text(b, "kind")?, text(b, "class")?);
     let score = prim::<Float32Type>(b, "score")?;
-    let (x, y, w, h) = (
-        prim::<UInt32Type>(b, "x")?,
-        prim::<UInt32Type>(b, "y")?,
-        prim::<UInt32Type>(b, "w")?,
-        prim::<UInt32Type>(b, "h")?,
-    );
+    let keys = row_keys(b)?;
     let (lat, lon) = (prim::<Float64Type>(b, "lat")?, prim::<Float64Type>(b, "lon")?);
-    for i in 0..b.num_rows() {
+    for (i, key) in keys.into_iter().enumerate() {
         if kind.value(i) != "sign" || lat.is_null(i) || lon.is_null(i) || class.is_null(i) {
             continue;
         }
         out.push(SignRow {
-            key: row_key(frame.value(i), x.value(i), y.value(i), w.value(i), h.value(i)),
+            key,
             frame_id: frame.value(i).to_owned(),
             class: class.value(i).to_owned(),
             score: score.value(i),
@@ -177,21 +181,10 @@ pub async fn build(lake: &Lake, cfg: &ClusterConfig) -> Result<BuildReport> {
 
 /// The batch with `feature_id` set from `link` for its sign rows; `None` when nothing changes.
 fn relink(b: &RecordBatch, link: &HashMap<&str, &str>) -> roadhex_lake::Result<Option<RecordBatch>> {
-    let (frame, kind, current) = (text(b, "frame_id")?, text(b, "kind")?, text(b, "feature_id")?);
-    let (x, y, w, h) = (
-        prim::<UInt32Type>(b, "x")?,
-        prim::<UInt32Type>(b, "y")?,
-        prim::<UInt32Type>(b, "w")?,
-        prim::<UInt32Type>(b, "h")?,
-    );
+    let (kind, current) = (text(b, "kind")?, text(b, "feature_id")?);
+    let keys = row_keys(b)?;
     let ids: Vec<Option<&str>> = (0..b.num_rows())
-        .map(|i| {
-            if kind.value(i) != "sign" {
-                return None;
-            }
-            link.get(row_key(frame.value(i), x.value(i), y.value(i), w.value(i), h.value(i)).as_str())
-                .copied()
-        })
+        .map(|i| if kind.value(i) == "sign" { link.get(keys[i].as_str()).copied() } else { None })
         .collect();
     let same = ids.iter().enumerate().all(|(i, id)| match id {
         Some(id) => !current.is_null(i) && current.value(i) == *id,
