@@ -5,6 +5,7 @@ mod cli;
 mod config;
 #[cfg(feature = "flight-sql")]
 mod flight_sql;
+mod metrics_http;
 mod privacy_cmd;
 mod queue_cmd;
 mod rewards_api;

@@ -84,11 +84,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if cfg.roles.contains(&Role::Rewards) {
         mount(&mut app, &mut doc, crate::rewards_api::router(lake.clone()), crate::rewards_api::openapi());
     }
+    let mut tiles_handle = None;
     if cfg.roles.contains(&Role::Tiles) {
         let tiles = roadhex_tiles::Tiles::open(lake.clone(), cfg.tiles.clone()).await?;
         workers.push(tokio::spawn(roadhex_tiles::refresh_loop(Arc::clone(&tiles), stop_rx.clone())));
+        tiles_handle = Some(Arc::clone(&tiles));
         mount(&mut app, &mut doc, roadhex_tiles::api::router(tiles), roadhex_tiles::api::openapi());
     }
+    let metrics = crate::metrics_http::Sources {
+        queue: Arc::clone(&queue),
+        queue_name: cfg.ingest.queue.clone(),
+        tiles: tiles_handle,
+    };
     if cfg.roles.contains(&Role::Ingest) {
         // Redaction requests are public writes, like uploads; the operator reviews them.
         mount(
@@ -109,6 +116,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                     "/openapi.json",
                     axum::routing::get(move || async move { axum::Json(doc.as_ref().clone()) }),
                 )
+                .merge(crate::metrics_http::router(metrics))
+                .layer(axum::middleware::from_fn(crate::metrics_http::track))
                 .layer(TraceLayer::new_for_http());
             let listener = tokio::net::TcpListener::bind(&cfg.listen)
                 .await

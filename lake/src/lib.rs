@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod columns;
 pub mod compact;
 pub mod error;
+pub mod metrics;
 pub mod paths;
 pub mod privacy;
 pub mod queue;

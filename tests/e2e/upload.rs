@@ -139,6 +139,22 @@ fn build_upload_resume_commit() {
     ] {
         assert!(api["paths"].get(route).is_some(), "openapi lacks {route}");
     }
+
+    // Operators scrape the node: uploads, refusals by code, queue depth, latency per route.
+    let refused: serde_json::Value =
+        server.put_frame(&id, &"0".repeat(64), vec![0xff, 0xd8]).json().expect("json");
+    let code = refused["code"].as_str().expect("code");
+    let metrics =
+        server.http().get(format!("{}/metrics", server.url)).send().expect("metrics").text().expect("text");
+    for line in [
+        "roadhex_frames_uploaded_total 6".to_owned(),
+        format!("roadhex_rejections_total{{code=\"{code}\"}} 1"),
+        "roadhex_queue_depth{queue=\"vision\"} 1".to_owned(),
+        "roadhex_http_request_seconds_count{route=\"/v1/captures/{id}/frames/{sha256}\",method=\"PUT\"} 7"
+            .to_owned(),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "/metrics lacks {line:?}:\n{metrics}");
+    }
 }
 
 #[test]

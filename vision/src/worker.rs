@@ -30,7 +30,20 @@ pub async fn run(
                 continue;
             }
         };
-        match pipeline.process(&lease.id).await {
+        let started = std::time::Instant::now();
+        let result = pipeline.process(&lease.id).await;
+        let outcome = match &result {
+            Ok(Progress::Finished(stage)) => format!("{stage:?}").to_lowercase(),
+            Ok(Progress::WaitForDrive(_)) => "deferred".to_owned(),
+            Err(e) => e.code().to_owned(),
+        };
+        roadhex_lake::metrics::observe(
+            "roadhex_vision_capture_seconds",
+            "Time vision spent on one claim of a capture, by outcome.",
+            &[("outcome", &outcome)],
+            started.elapsed().as_secs_f64(),
+        );
+        match result {
             Ok(Progress::WaitForDrive(wait)) => {
                 tracing::info!(capture = %lease.id, wait_s = wait.as_secs(), "waiting to see whether the drive goes on");
                 if let Err(e) = queue.defer(&lease, wait).await {

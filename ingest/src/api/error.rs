@@ -63,6 +63,12 @@ pub(crate) fn status_of(e: &IngestError) -> StatusCode {
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let status = status_of(&self);
+        roadhex_lake::metrics::count(
+            "roadhex_rejections_total",
+            "Requests refused, by error code.",
+            &[("code", self.code())],
+            1.0,
+        );
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }

@@ -158,6 +158,14 @@ pub(crate) async fn put_frame(
     body: Body,
 ) -> Result<impl IntoResponse> {
     let stored = ingest.put_frame(&id, &sha256, body.into_data_stream()).await?;
+    if stored.created {
+        roadhex_lake::metrics::count(
+            "roadhex_frames_uploaded_total",
+            "Frames stored (first upload).",
+            &[],
+            1.0,
+        );
+    }
     Ok((if stored.created { StatusCode::CREATED } else { StatusCode::OK }, Json(stored)))
 }
 
