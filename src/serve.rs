@@ -231,7 +231,8 @@ async fn compact_loop(
 }
 
 /// Rebuilds the sign features from the detections every `every`. Several vision processes may
-/// each run it: a build is deterministic, so concurrent ones write the same bytes.
+/// each run it: builds are deterministic, so two over the same detections write the same bytes,
+/// and one that read older detections is overwritten by the next round.
 async fn features_loop(lake: Lake, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
     let cfg = roadhex_vision::signs::cluster::ClusterConfig::default();
     loop {
