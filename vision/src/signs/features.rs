@@ -90,8 +90,10 @@ fn warp(src: &Mat, m: &Mat, out: &mut Mat) -> Result<()> {
 }
 
 fn bytes(m: &Mat) -> Result<Patch> {
-    let m = if m.is_continuous() { m.clone() } else { m.try_clone()? };
-    Ok(Patch(m.data_bytes()?.to_vec()))
+    if m.is_continuous() {
+        return Ok(Patch(m.data_bytes()?.to_vec()));
+    }
+    Ok(Patch(m.try_clone()?.data_bytes()?.to_vec()))
 }
 
 /// Length of [`describe`]'s output.

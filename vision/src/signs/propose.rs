@@ -25,10 +25,13 @@ const YELLOW_LEVELS: [i32; 2] = [15, 25];
 /// Boxes that may hold a sign, in pixels of `bgr`.
 pub fn propose(bgr: &Mat) -> Result<Vec<Rect>> {
     let (w, h) = (bgr.cols(), bgr.rows());
-    let data = if bgr.is_continuous() {
-        bgr.data_bytes()?.to_vec()
+    // Read the frame's pixels in place; only a non-continuous view (a ROI) needs a copy.
+    let copy;
+    let data: &[u8] = if bgr.is_continuous() {
+        bgr.data_bytes()?
     } else {
-        bgr.try_clone()?.data_bytes()?.to_vec()
+        copy = bgr.try_clone()?;
+        copy.data_bytes()?
     };
     let n = usize::try_from(w * h).unwrap_or(0).min(data.len() / 3);
     // Per pixel and colour: the margin in percent of the pixel's sum (0 when not that colour).
