@@ -3,10 +3,9 @@
 # Idempotent: a second run checks and installs nothing. Called by `make run` and `make test`.
 set -euo pipefail
 
-# Debian packages: C toolchain for the -sys crates (zstd, ring), pkg-config, OpenCV 4.6 with
-# clang/libclang for the `opencv` crate's bindings (vision), and Python 3 for test helpers.
-APT_PACKAGES=(build-essential pkg-config python3 python3-pip python3-venv curl ca-certificates unzip
-  libopencv-dev opencv-data clang libclang-dev nats-server)
+# Debian packages: deploy/apt-packages.txt (C toolchain, OpenCV 4.6 with clang for the `opencv`
+# crate's bindings, Python 3 for test helpers, nats-server); the Dockerfile's builder reads it too.
+mapfile -t APT_PACKAGES < <(sed 's/#.*//' "$(dirname "$0")/apt-packages.txt" | tr -s ' \t' '\n' | grep .)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

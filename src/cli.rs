@@ -57,6 +57,11 @@ pub(crate) enum Command {
     Schema,
     /// Read-only SQL over every table (DataFusion): one query, or an interactive shell without one.
     Sql(SqlArgs),
+    /// Distributed SQL: the Ballista scheduler and executors behind `roadhex sql --cluster`.
+    Cluster {
+        #[command(subcommand)]
+        cmd: crate::cluster_cmd::ClusterCmd,
+    },
     /// Train a model the pipeline ships with.
     Train {
         #[command(subcommand)]
@@ -334,6 +339,9 @@ pub(crate) struct SqlArgs {
     /// Bearer token for --server.
     #[arg(long, env = "ROADHEX_SQL_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
+    /// Run the query on a Ballista scheduler (`df://host:port`, see `roadhex cluster`) over the store.
+    #[arg(long, env = "ROADHEX_SQL_CLUSTER", conflicts_with = "server")]
+    pub(crate) cluster: Option<String>,
     /// table, csv, json (one object per line), json-array, arrow (IPC stream) or parquet.
     #[arg(long, default_value = "table")]
     pub(crate) format: roadhex_lake::sql::Format,

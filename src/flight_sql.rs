@@ -83,6 +83,7 @@ fn status(e: LakeError) -> Status {
         LakeError::SqlResources(_) => Status::resource_exhausted(message),
         LakeError::NotFound(_) => Status::not_found(message),
         LakeError::AlreadyExists(_) => Status::already_exists(message),
+        LakeError::Cluster(_) => Status::unavailable(message),
         LakeError::Store(_)
         | LakeError::BadUrl { .. }
         | LakeError::Json { .. }

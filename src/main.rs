@@ -2,6 +2,7 @@
 //! Only argument parsing and wiring live here; the work happens in the library crates.
 
 mod cli;
+mod cluster_cmd;
 mod config;
 #[cfg(feature = "flight-sql")]
 mod flight_sql;
@@ -27,10 +28,9 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,mp4parse=error")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,mp4parse=error,ballista_core::execution_plans=warn")
+        }))
         .with_writer(std::io::stderr)
         .init();
     match run(cli).await {
@@ -143,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sql(args) => sql_cmd::run(args).await,
+        Command::Cluster { cmd } => cluster_cmd::run(cmd).await,
         Command::Compact { data, store, min_files, grace_s } => {
             let url = store.unwrap_or_else(|| format!("file://{}", data.display()));
             if store_missing(&url) {

@@ -3,8 +3,8 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use roadhex_lake::WorkQueue;
 use roadhex_lake::metrics::{count, gauge, observe, render};
+use roadhex_lake::{Lake, WorkQueue};
 use std::sync::Arc;
 
 /// What the scrape reads besides the registry: the queue's depth and the tile cache's counters.
@@ -17,6 +17,27 @@ pub(crate) struct Sources {
 
 pub(crate) fn router(sources: Sources) -> axum::Router {
     axum::Router::new().route("/metrics", axum::routing::get(scrape)).with_state(sources)
+}
+
+/// `GET /healthz` (the process answers) and `GET /readyz` (the store answers) for processes whose
+/// roles do not include ingest, which serves its own (documented in its OpenAPI): every process
+/// with an HTTP listener answers the same probes (deploy/k8s, deploy/compose.yaml).
+pub(crate) fn probes(lake: Lake) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(readyz))
+        .with_state(lake)
+}
+
+async fn readyz(State(lake): State<Lake>) -> Response {
+    match roadhex_ingest::store_ready(&lake).await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"code": "storage_error", "message": e.to_string()})),
+        )
+            .into_response(),
+    }
 }
 
 async fn scrape(State(s): State<Sources>) -> Response {

@@ -108,7 +108,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         mount(&mut app, &mut doc, roadhex_ingest::api::router(ingest), roadhex_ingest::api::openapi());
     }
     match app {
-        Some(app) => {
+        Some(mut app) => {
+            if !cfg.roles.contains(&Role::Ingest) {
+                app = app.merge(crate::metrics_http::probes(lake.clone()));
+            }
             // One description of every route this process serves.
             let doc = Arc::new(doc);
             let app = app

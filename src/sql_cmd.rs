@@ -37,7 +37,14 @@ pub(crate) async fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
             let lake = roadhex_lake::Lake::open(&url)?;
             // The CLI user owns the machine: no row cap, the library's memory and time limits.
             let limits = SqlLimits { max_rows: usize::MAX, timeout_s: 24.0 * 3600.0, ..SqlLimits::default() };
-            Target::Local(SqlEngine::new(lake, limits)?)
+            let engine = SqlEngine::new(lake, limits)?;
+            match &args.cluster {
+                None => Target::Local(engine),
+                #[cfg(feature = "ballista")]
+                Some(url) => Target::Local(engine.with_cluster(url)),
+                #[cfg(not(feature = "ballista"))]
+                Some(_) => anyhow::bail!("{}", crate::cluster_cmd::NOT_BUILT),
+            }
         }
     };
     match &args.query {
@@ -78,7 +85,8 @@ impl Target {
                     e @ (LakeError::SqlInvalid { .. }
                     | LakeError::SqlRefused(_)
                     | LakeError::SqlTimeout(_)
-                    | LakeError::SqlResources(_)),
+                    | LakeError::SqlResources(_)
+                    | LakeError::Cluster(_)),
                 ) => Ok(Outcome::Refused(format!("error[{}]: {e}", e.code()))),
                 Err(e) => Err(e.into()),
             },

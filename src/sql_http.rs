@@ -144,6 +144,7 @@ fn lake_error(e: LakeError) -> Response {
         E::SqlResources(_) => StatusCode::UNPROCESSABLE_ENTITY,
         E::NotFound(_) => StatusCode::NOT_FOUND,
         E::AlreadyExists(_) => StatusCode::CONFLICT,
+        E::Cluster(_) => StatusCode::BAD_GATEWAY,
         E::Store(_)
         | E::BadUrl { .. }
         | E::Json { .. }

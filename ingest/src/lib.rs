@@ -29,6 +29,14 @@ use std::sync::{Arc, Mutex};
 /// Captures kept parsed in memory; beyond this the cache starts over (it is only a cache).
 const CACHE_CAPACITY: usize = 4_096;
 
+/// Readiness of any process (`GET /readyz`): the store answers a HEAD of a key nothing writes
+/// (not found is an answer). Not a prefix such as `registry/devices`: some S3-compatible servers
+/// (s3s-fs) fail a HEAD on a key that has objects under it.
+pub async fn store_ready(lake: &Lake) -> Result<()> {
+    lake.exists(&object_store::path::Path::from("readyz")).await?;
+    Ok(())
+}
+
 /// The ingest service: one per process, shared by all requests.
 #[derive(Debug)]
 pub struct Ingest {
@@ -76,8 +84,7 @@ impl Ingest {
 
     /// Readiness: the store answers.
     pub async fn ready(&self) -> Result<()> {
-        self.lake.exists(&roadhex_lake::paths::devices_prefix()).await?;
-        Ok(())
+        store_ready(&self.lake).await
     }
 
     fn rate_limit(&self, device: &str) -> Result<()> {

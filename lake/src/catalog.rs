@@ -23,16 +23,34 @@ pub fn session(lake: &Lake) -> Result<SessionContext> {
 
 /// [`session`] on a given runtime (memory pool and spill limits shared by the sessions that use it).
 pub fn session_with(lake: &Lake, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
+    let ctx = SessionContext::new_with_config_rt(config()?, runtime);
+    register_store(lake, ctx.runtime_env().as_ref())?;
+    crate::udf::register(&ctx);
+    register_tables(&ctx)?;
+    Ok(ctx)
+}
+
+/// The session settings every roadhex query runs with.
+pub(crate) fn config() -> Result<SessionConfig> {
     // DATAFUSION_* environment variables tune the engine (e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS).
     let mut config = SessionConfig::from_env()?.with_information_schema(true);
     // Spans let planning errors point at the offending part of the query.
     config.options_mut().sql_parser.collect_spans = true;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    Ok(config)
+}
+
+/// Makes the lake's files readable through `runtime` under [`LAKE_URL`]. Listings go through
+/// `VisibleStore`, which applies compaction markers: a query never sees a file twice.
+pub(crate) fn register_store(lake: &Lake, runtime: &RuntimeEnv) -> Result<()> {
     let base = Url::parse(LAKE_URL)
         .map_err(|e| LakeError::BadUrl { url: LAKE_URL.into(), reason: e.to_string() })?;
-    // Listings through VisibleStore apply compaction markers: a query never sees a file twice.
-    ctx.register_object_store(&base, Arc::new(crate::visible::VisibleStore::new(Arc::clone(lake.store()))));
-    crate::udf::register(&ctx);
+    runtime
+        .register_object_store(&base, Arc::new(crate::visible::VisibleStore::new(Arc::clone(lake.store()))));
+    Ok(())
+}
+
+/// Registers every table as a listing table under [`LAKE_URL`] (empty tables keep their schema).
+pub(crate) fn register_tables(ctx: &SessionContext) -> Result<()> {
     for table in Table::ALL {
         let url = format!("{LAKE_URL}{}/", paths::table_prefix(table));
         let url = ListingTableUrl::parse(&url)?;
@@ -42,7 +60,7 @@ pub fn session_with(lake: &Lake, runtime: Arc<RuntimeEnv>) -> Result<SessionCont
         let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(table.schema());
         ctx.register_table(table.name(), Arc::new(ListingTable::try_new(config)?))?;
     }
-    Ok(ctx)
+    Ok(())
 }
 
 #[cfg(test)]

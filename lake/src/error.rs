@@ -37,6 +37,9 @@ pub enum LakeError {
     SqlTimeout(f64),
     #[error("query needs more memory or spill space than allowed: {0}")]
     SqlResources(String),
+    /// The Ballista scheduler or an executor failed (unreachable, refused the job).
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 impl LakeError {
@@ -59,6 +62,7 @@ impl LakeError {
             Self::SqlRefused(_) => "sql_refused",
             Self::SqlTimeout(_) => "sql_timeout",
             Self::SqlResources(_) => "sql_resources_exhausted",
+            Self::Cluster(_) => "cluster_error",
         }
     }
 }

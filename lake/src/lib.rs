@@ -9,6 +9,8 @@
 
 #[cfg(feature = "sql")]
 pub mod catalog;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod columns;
 pub mod compact;
 pub mod error;

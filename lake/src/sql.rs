@@ -131,6 +131,8 @@ pub struct SqlEngine {
     lake: Lake,
     runtime: Arc<RuntimeEnv>,
     limits: SqlLimits,
+    /// A Ballista scheduler (`df://host:port`) that runs the queries instead of this process.
+    cluster: Option<String>,
 }
 
 impl SqlEngine {
@@ -145,7 +147,14 @@ impl SqlEngine {
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .with_disk_manager_builder(disk)
             .build_arc()?;
-        Ok(Self { lake, runtime, limits })
+        Ok(Self { lake, runtime, limits, cluster: None })
+    }
+
+    /// Runs every query on the Ballista scheduler at `url` (`df://host:port`); planning stays here.
+    #[cfg(feature = "ballista")]
+    pub fn with_cluster(mut self, url: &str) -> Self {
+        self.cluster = Some(url.to_owned());
+        self
     }
 
     pub fn limits(&self) -> &SqlLimits {
@@ -154,7 +163,11 @@ impl SqlEngine {
 
     /// A fresh session over the current files of every table.
     pub fn session(&self) -> Result<SessionContext> {
-        crate::catalog::session_with(&self.lake, Arc::clone(&self.runtime))
+        match &self.cluster {
+            #[cfg(feature = "ballista")]
+            Some(url) => crate::cluster::remote_session(&self.lake, url),
+            _ => crate::catalog::session_with(&self.lake, Arc::clone(&self.runtime)),
+        }
     }
 
     /// Plans and runs `sql` within the limits.
@@ -162,17 +175,26 @@ impl SqlEngine {
         let timeout = Duration::from_secs_f64(self.limits.timeout_s.max(0.001));
         let ctx = self.session()?;
         match tokio::time::timeout(timeout, run(&ctx, sql, self.limits.max_rows)).await {
-            Ok(result) => result.map_err(classify),
+            Ok(result) => result.map_err(|e| self.classify(e)),
             Err(_) => Err(LakeError::SqlTimeout(self.limits.timeout_s)),
         }
     }
 }
 
 impl SqlEngine {
+    /// [`classify`], with a scheduler that cannot be reached told apart from a failed query.
+    fn classify(&self, e: DataFusionError) -> LakeError {
+        #[cfg(feature = "ballista")]
+        if let Some(err) = self.cluster.as_deref().and_then(|url| crate::cluster::unreachable(url, &e)) {
+            return err;
+        }
+        classify(e)
+    }
+
     /// The result schema of `sql`, from planning alone (Flight SQL announces it before fetching).
     pub async fn schema(&self, sql: &str) -> Result<SchemaRef> {
         let ctx = self.session()?;
-        let df = plan(&ctx, sql).await.map_err(classify)?;
+        let df = plan(&ctx, sql).await.map_err(|e| self.classify(e))?;
         Ok(Arc::new(df.schema().as_arrow().clone()))
     }
 }

@@ -1,7 +1,9 @@
 //! End-to-end tests of the `roadhex` binary: real server processes on port 0 with temp data dirs,
 //! driven through the CLI and the HTTP API.
 
+mod cluster;
 mod crash;
+mod deploy;
 mod privacy;
 mod refusals;
 mod rewards;

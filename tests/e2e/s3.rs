@@ -19,14 +19,28 @@ impl Drop for S3Server {
     }
 }
 
+/// The s3s-fs binary deploy/s3.sh installs.
+pub(crate) fn s3s_fs_bin() -> std::path::PathBuf {
+    let root = std::env::var_os("ROADHEX_S3S_ROOT").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/roadhex/s3s")
+    });
+    let bin = root.join("bin/s3s-fs");
+    assert!(bin.is_file(), "{} is missing: run deploy/s3.sh (make test does)", bin.display());
+    bin
+}
+
+/// Debian's nats-server (deploy/setup.sh installs it).
+pub(crate) fn nats_server_bin() -> &'static str {
+    ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("nats-server is missing: apt-get install nats-server (deploy/setup.sh does)")
+}
+
 impl S3Server {
     /// s3s-fs with a bucket `lake`, on a free loopback port.
     pub(crate) fn start() -> Self {
-        let root = std::env::var_os("ROADHEX_S3S_ROOT").map(std::path::PathBuf::from).unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/roadhex/s3s")
-        });
-        let bin = root.join("bin/s3s-fs");
-        assert!(bin.is_file(), "{} is missing: run deploy/s3.sh (make test does)", bin.display());
+        let bin = s3s_fs_bin();
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("lake")).expect("bucket");
         let port =
@@ -78,11 +92,7 @@ impl NatsServer {
         let dir = tempfile::tempdir().expect("tmp");
         let port =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).is_file())
-            .expect("nats-server is missing: apt-get install nats-server (deploy/setup.sh does)");
-        let child = Command::new(bin)
+        let child = Command::new(nats_server_bin())
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(dir.path())
             .stdout(Stdio::null())

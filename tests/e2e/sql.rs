@@ -20,7 +20,7 @@ fn post(server: &Server, token: Option<&str>, accept: &str, sql: &str) -> reqwes
     req.send().expect("POST /v1/sql")
 }
 
-fn doc_queries() -> Vec<String> {
+pub(crate) fn doc_queries() -> Vec<String> {
     let doc =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/analysts.md")).expect("doc");
     doc.split("```sql\n")

@@ -62,8 +62,8 @@ impl Server {
 
     /// With extra environment (S3 credentials); `--store` in `extra` overrides `data`.
     pub(crate) fn start_env(data: &Path, roles: &str, extra: &[&str], env: &[(&str, String)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_roadhex"))
-            .args(["serve", "--data", data.to_str().expect("utf8 path"), "--listen", "127.0.0.1:0"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_roadhex"));
+        cmd.args(["serve", "--data", data.to_str().expect("utf8 path"), "--listen", "127.0.0.1:0"])
             .args(["--operator-token", OPERATOR_TOKEN, "--roles", roles])
             .args(extra)
             .env("RUST_LOG", "warn")
@@ -71,11 +71,13 @@ impl Server {
             // end would swallow; the privacy tests turn trimming on with flags (flags win).
             .env("ROADHEX_TRIM_DEFAULT_M", "0")
             .env("ROADHEX_TRIM_MIN_M", "0")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn server");
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        Self::spawn(cmd, data)
+    }
+
+    /// Spawns a prepared `roadhex serve` command and reads its first line (the listen address).
+    pub(crate) fn spawn(mut cmd: Command, data: &Path) -> Server {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn server");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read listen line");
@@ -100,6 +102,11 @@ impl Server {
         let mut line = String::new();
         self.stdout.read_line(&mut line).expect("read server stdout");
         line.trim().to_owned()
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL, no chance to flush anything.

@@ -1,0 +1,174 @@
+//! Distributed SQL on Ballista (feature `ballista`): a scheduler and executors that know the lake.
+//!
+//! Stock Ballista processes cannot read the lake: its files live under `roadhex://lake/` through
+//! `VisibleStore` (compaction markers applied), and queries call the H3 and `ST_*` functions. So
+//! the scheduler (which lists files while planning) and every executor (which reads them) are run
+//! from here, with the lake's store and functions registered; the client sends the same catalog.
+
+use crate::catalog;
+use crate::error::{LakeError, Result};
+use crate::store::Lake;
+use ballista_core::extension::SessionStateExt as _;
+use ballista_core::registry::BallistaFunctionRegistry;
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where an executor listens and which scheduler it serves.
+#[derive(Debug, Clone)]
+pub struct ExecutorOptions {
+    /// The scheduler's gRPC address (`host:port`).
+    pub scheduler: String,
+    /// Address the executor binds (its Arrow Flight port, which serves shuffle data).
+    pub bind: SocketAddr,
+    /// Port of the executor's own gRPC service (the scheduler pushes tasks to it).
+    pub grpc_port: u16,
+    /// Host name the scheduler and other executors reach this executor at.
+    pub external_host: Option<String>,
+    /// Concurrent tasks (0: one per core).
+    pub slots: usize,
+    /// Shuffle files go here (default: a fresh temporary directory).
+    pub work_dir: Option<PathBuf>,
+}
+
+/// A session that plans locally and runs on the Ballista scheduler at `url` (`df://host:port`).
+pub fn remote_session(lake: &Lake, url: &str) -> Result<SessionContext> {
+    let scheduler = scheduler_url(url)?;
+    let state = lake_state(lake, catalog::config()?, Arc::new(RuntimeEnv::default()))?;
+    let ctx = SessionContext::new_with_state(state.upgrade_for_ballista(scheduler)?);
+    // The upgrade resets the function list to Ballista's defaults: add ours again.
+    crate::udf::register(&ctx);
+    catalog::register_tables(&ctx)?;
+    Ok(ctx)
+}
+
+/// A query that failed because the scheduler or an executor could not be reached.
+pub(crate) fn unreachable(url: &str, e: &datafusion::error::DataFusionError) -> Option<LakeError> {
+    let text = e.to_string();
+    let transport = text.contains("tonic::transport::Error") || text.contains("tcp connect error");
+    transport.then(|| LakeError::Cluster(format!("cannot reach the Ballista cluster at {url}: {text}")))
+}
+
+/// `df://host:port` → the scheduler's gRPC URL.
+fn scheduler_url(url: &str) -> Result<String> {
+    let bad = |reason: &str| LakeError::Cluster(format!("{url:?}: {reason}"));
+    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if parsed.scheme() != "df" {
+        return Err(bad("a Ballista scheduler URL is df://host:port"));
+    }
+    let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
+    Ok(format!("http://{host}:{}", parsed.port().unwrap_or(50050)))
+}
+
+/// Runs a scheduler on `bind` until the process ends.
+pub async fn run_scheduler(lake: Lake, bind: SocketAddr) -> Result<()> {
+    let builder_lake = lake.clone();
+    let config = SchedulerConfig {
+        bind_host: bind.ip().to_string(),
+        bind_port: bind.port(),
+        external_host: bind.ip().to_string(),
+        // Client sessions arrive with their config; plan them with the lake's store and functions.
+        override_session_builder: Some(Arc::new(move |config: SessionConfig| {
+            lake_state(&builder_lake, config, Arc::new(RuntimeEnv::default()))
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+        })),
+        ..SchedulerConfig::default()
+    };
+    let cluster = BallistaCluster::new_from_config(&config).await.map_err(ballista)?;
+    start_server(cluster, bind, Arc::new(config)).await.map_err(ballista)
+}
+
+/// Runs an executor until the process ends (or the scheduler goes away for good).
+pub async fn run_executor(lake: Lake, options: ExecutorOptions) -> Result<()> {
+    let (scheduler_host, scheduler_port) = split_host_port(&options.scheduler)?;
+    let functions = function_registry(&lake)?;
+    let work_dir = match &options.work_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| LakeError::BadUrl { url: dir.display().to_string(), reason: e.to_string() })?;
+            Some(dir.display().to_string())
+        }
+        None => None,
+    };
+    let spill_dir = work_dir.clone();
+    let config = ExecutorProcessConfig {
+        bind_host: options.bind.ip().to_string(),
+        port: options.bind.port(),
+        grpc_port: options.grpc_port,
+        external_host: options.external_host.clone().or_else(|| Some(options.bind.ip().to_string())),
+        scheduler_host,
+        scheduler_port,
+        // Executors often start before their scheduler listens (compose, k8s): keep trying.
+        scheduler_connect_timeout_seconds: 60,
+        vcores: options.slots,
+        work_dir,
+        override_function_registry: Some(Arc::new(functions)),
+        override_runtime_producer: Some(Arc::new(move |_config: &SessionConfig| {
+            let mut builder = RuntimeEnvBuilder::new();
+            if let Some(dir) = &spill_dir {
+                builder = builder.with_temp_file_path(dir);
+            }
+            let runtime = builder.build_arc()?;
+            catalog::register_store(&lake, &runtime)
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            Ok(runtime)
+        })),
+        ..ExecutorProcessConfig::default()
+    };
+    start_executor_process(Arc::new(config)).await.map_err(ballista)
+}
+
+/// A session state with the lake's store and every roadhex function, on `runtime`.
+fn lake_state(lake: &Lake, config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
+    catalog::register_store(lake, ctx.runtime_env().as_ref())?;
+    crate::udf::register(&ctx);
+    Ok(ctx.state())
+}
+
+/// DataFusion's functions plus roadhex's, as executors resolve them by name in task plans.
+fn function_registry(lake: &Lake) -> Result<BallistaFunctionRegistry> {
+    let state = lake_state(lake, SessionConfig::new(), Arc::new(RuntimeEnv::default()))?;
+    let mut registry = BallistaFunctionRegistry::default();
+    registry
+        .scalar_functions
+        .extend(state.scalar_functions().iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
+    registry
+        .aggregate_functions
+        .extend(state.aggregate_functions().iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
+    registry
+        .window_functions
+        .extend(state.window_functions().iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
+    Ok(registry)
+}
+
+fn split_host_port(address: &str) -> Result<(String, u16)> {
+    let bad = || LakeError::Cluster(format!("{address:?} is not host:port"));
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
+}
+
+fn ballista(e: ballista_core::error::BallistaError) -> LakeError {
+    LakeError::Cluster(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_urls() {
+        assert_eq!(scheduler_url("df://127.0.0.1:50070").expect("url"), "http://127.0.0.1:50070");
+        assert_eq!(scheduler_url("df://sched").expect("url"), "http://sched:50050");
+        assert!(scheduler_url("http://sched:50050").is_err());
+        assert_eq!(split_host_port("10.0.0.1:50050").expect("addr"), ("10.0.0.1".to_owned(), 50050));
+        assert!(split_host_port("nohost").is_err());
+    }
+}
