@@ -8,14 +8,22 @@
 use crate::catalog;
 use crate::error::{LakeError, Result};
 use crate::store::Lake;
-use ballista_core::extension::SessionStateExt as _;
+use ballista_core::extension::{SessionConfigExt, SessionStateExt as _};
 use ballista_core::registry::BallistaFunctionRegistry;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::cluster::BallistaCluster;
 use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
-use datafusion::execution::SessionState;
+use datafusion::common::tree_node::{Transformed, TransformedResult as _, TreeNode as _};
+use datafusion::config::ConfigOptions;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::physical_expr::{Partitioning, PhysicalExpr, expressions::Column};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
+use datafusion::physical_plan::repartition::RepartitionExec;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,7 +49,12 @@ pub struct ExecutorOptions {
 /// A session that plans locally and runs on the Ballista scheduler at `url` (`df://host:port`).
 pub fn remote_session(lake: &Lake, url: &str) -> Result<SessionContext> {
     let scheduler = scheduler_url(url)?;
-    let state = lake_state(lake, catalog::config()?, Arc::new(RuntimeEnv::default()))?;
+    // Ballista 55 plans with its adaptive planner by default, which still answers a global aggregate
+    // under UNION ALL once per task (its fix for that, apache/datafusion-ballista#2186, covers the
+    // static planner only). The static planner gives the local engine's answers.
+    let config = SessionConfigExt::upgrade_for_ballista(catalog::config()?)
+        .with_ballista_adaptive_query_planner(false);
+    let state = lake_state(lake, config, Arc::new(RuntimeEnv::default()))?;
     let ctx = SessionContext::new_with_state(state.upgrade_for_ballista(scheduler)?);
     // The upgrade resets the function list to Ballista's defaults: add ours again.
     crate::udf::register(&ctx);
@@ -76,8 +89,11 @@ pub async fn run_scheduler(lake: Lake, bind: SocketAddr) -> Result<()> {
         external_host: bind.ip().to_string(),
         // Client sessions arrive with their config; plan them with the lake's store and functions.
         override_session_builder: Some(Arc::new(move |config: SessionConfig| {
-            lake_state(&builder_lake, config, Arc::new(RuntimeEnv::default()))
-                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
+            let state = lake_state(&builder_lake, config, Arc::new(RuntimeEnv::default()))
+                .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
+            Ok(SessionStateBuilder::new_from_existing(state)
+                .with_physical_optimizer_rule(Arc::new(UnionBranchStages))
+                .build())
         })),
         ..SchedulerConfig::default()
     };
@@ -147,6 +163,61 @@ fn function_registry(lake: &Lake) -> Result<BallistaFunctionRegistry> {
         .window_functions
         .extend(state.window_functions().iter().map(|(k, v)| (k.clone(), Arc::clone(v))));
     Ok(registry)
+}
+
+/// Gives every `UNION ALL` branch its own Ballista stage (a hash shuffle above it), so the union's
+/// stage only reads shuffles. Ballista 55 restricts a union's inline branches per task, and a branch
+/// that collapses to one partition (a global aggregate, a statistics-only `count(*)`) comes back once
+/// per task, or its task's metrics no longer match the stage and the job never finishes. Branches
+/// that already end in a hash shuffle are left alone; the cost is one shuffle of each branch's
+/// output, which for the usual union of aggregates is a few rows.
+#[derive(Debug)]
+struct UnionBranchStages;
+
+impl PhysicalOptimizerRule for UnionBranchStages {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            if !node.is::<UnionExec>() {
+                return Ok(Transformed::no(node));
+            }
+            let children = node
+                .children()
+                .into_iter()
+                .map(|c| shuffled(Arc::clone(c)))
+                .collect::<datafusion::error::Result<_>>()?;
+            let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
+            Ok(Transformed::yes(node.replace_children(children, options)?))
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "roadhex_union_branch_stages"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `plan` behind a hash shuffle on its first column (unless it already is one).
+fn shuffled(plan: Arc<dyn ExecutionPlan>) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+    let hashed = plan
+        .downcast_ref::<RepartitionExec>()
+        .is_some_and(|r| matches!(r.partitioning(), Partitioning::Hash(..)));
+    let Some(first) = plan.schema().fields().first().map(|f| f.name().clone()) else {
+        return Ok(plan);
+    };
+    if hashed {
+        return Ok(plan);
+    }
+    let partitions = plan.properties().output_partitioning().partition_count().max(1);
+    let key = Arc::new(Column::new(&first, 0)) as Arc<dyn PhysicalExpr>;
+    Ok(Arc::new(RepartitionExec::try_new(plan, Partitioning::Hash(vec![key], partitions))?))
 }
 
 fn split_host_port(address: &str) -> Result<(String, u16)> {
