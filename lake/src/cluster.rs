@@ -242,4 +242,23 @@ mod tests {
         assert_eq!(split_host_port("10.0.0.1:50050").expect("addr"), ("10.0.0.1".to_owned(), 50050));
         assert!(split_host_port("nohost").is_err());
     }
+
+    #[test]
+    fn every_union_branch_gets_a_hash_shuffle() {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::physical_plan::placeholder_row::PlaceholderRowExec;
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+        let one = || Arc::new(PlaceholderRowExec::new(Arc::clone(&schema))) as Arc<dyn ExecutionPlan>;
+        let hashed = shuffled(one()).expect("shuffle");
+        let union = UnionExec::try_new(vec![one(), Arc::clone(&hashed)]).expect("union");
+        let plan = UnionBranchStages.optimize(union, &ConfigOptions::default()).expect("optimize");
+        let children = plan.children();
+        assert_eq!(children.len(), 2);
+        for child in &children {
+            let r = child.downcast_ref::<RepartitionExec>().expect("a shuffle above the branch");
+            assert!(matches!(r.partitioning(), Partitioning::Hash(..)));
+            // Not shuffled twice.
+            assert!(!r.input().is::<RepartitionExec>(), "{child:?}");
+        }
+    }
 }
