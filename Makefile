@@ -26,7 +26,10 @@ bench: setup
 	cargo run --profile perf -p roadhex-lake --features sql --example sql_bench
 	cargo run --profile perf -p roadhex-rewards --example rewards_bench
 	cargo run --profile perf -p roadhex-tiles --example tiles_bench
-	cargo build --profile perf --bin roadhex $(CARGO_FEATURES) && cargo run --profile perf $(CARGO_FEATURES) --example scale_bench
+	# One cargo invocation for the binary and the bench: two would build DataFusion twice (an
+	# example unifies the dev-dependencies' features).
+	cargo build --profile perf $(CARGO_FEATURES) --bin roadhex --example scale_bench
+	$(CARGO_TARGET_DIR)/perf/examples/scale_bench
 
 # Every parser fuzz target for FUZZ_SECONDS (default 60) each; not part of `make test`.
 fuzz: setup
