@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/roadhex/target
 export ROADHEX_SHARED_DATA ?= $(abspath ../shared/data)
 CARGO_FEATURES := --features roadhex-lake/sql,nats
 
-.PHONY: setup build run test bench fuzz clippy fmt
+.PHONY: setup build run test bench fuzz api-fuzz clippy fmt
 
 setup:
 	@bash deploy/setup.sh
@@ -34,6 +34,12 @@ bench: setup
 # Every parser fuzz target for FUZZ_SECONDS (default 60) each; not part of `make test`.
 fuzz: setup
 	bash deploy/fuzz.sh
+
+# Schemathesis (pinned, in its own venv) against a real node's /openapi.json: every operation and
+# the spec's links, API_FUZZ_SECONDS (default 150); not part of `make test`.
+api-fuzz: setup
+	cargo build $(CARGO_FEATURES) --bin roadhex
+	bash deploy/api_fuzz.sh
 
 clippy: setup
 	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings

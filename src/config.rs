@@ -43,6 +43,10 @@ pub(crate) struct ServeArgs {
     /// Largest signed manifest accepted, in bytes.
     #[arg(long, env = "ROADHEX_MAX_MANIFEST_BYTES")]
     pub(crate) max_manifest_bytes: Option<usize>,
+    /// Seconds a client has to send a whole request, headers and body; a slower one is answered
+    /// 408 `request_timeout` (slow headers: the connection is closed). Default: 60
+    #[arg(long, env = "ROADHEX_REQUEST_TIMEOUT_S")]
+    pub(crate) request_timeout_s: Option<u64>,
     /// Bearer token for `POST /v1/sql`; unset falls back to the operator token, neither turns it off.
     #[arg(long, env = "ROADHEX_SQL_TOKEN", hide_env_values = true)]
     pub(crate) sql_token: Option<String>,
@@ -160,6 +164,7 @@ pub(crate) struct Resolved {
     pub(crate) tiles: TilesConfig,
     pub(crate) privacy: PrivacyPolicy,
     pub(crate) features_every_s: u64,
+    pub(crate) request_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -207,6 +212,8 @@ impl ServeArgs {
             .unwrap_or_else(|| vec![Role::Ingest, Role::Vision, Role::Sql, Role::Rewards, Role::Tiles]);
         let rewards = file.rewards.map(|r| *r).unwrap_or_default();
         rewards.validate()?;
+        let request_timeout_s = self.request_timeout_s.or(file.request_timeout_s).unwrap_or(60);
+        anyhow::ensure!(request_timeout_s > 0, "request_timeout_s must be at least 1");
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
         // Coverage freshness in tiles follows the rewards rules unless the file says otherwise.
         let mut tiles = file.tiles.unwrap_or_else(|| TilesConfig {
@@ -233,6 +240,7 @@ impl ServeArgs {
             tiles,
             privacy,
             features_every_s: self.features_every_s.or(file.features_every_s).unwrap_or(300),
+            request_timeout: std::time::Duration::from_secs(request_timeout_s),
         })
     }
 }

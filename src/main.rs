@@ -6,7 +6,9 @@ mod cluster_cmd;
 mod config;
 #[cfg(feature = "flight-sql")]
 mod flight_sql;
+mod http_serve;
 mod metrics_http;
+mod openapi_doc;
 mod privacy_cmd;
 mod queue_cmd;
 mod rewards_api;

@@ -43,8 +43,9 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 /// Per-epoch statements of a contributor with Merkle proofs against each epoch's root.
 #[utoipa::path(get, path = "/v1/contributors/{id}/rewards", tag = "rewards",
     params(
-        ("id" = String, Path, description = "Contributor id"),
-        ("epoch" = Option<String>, Query, description = "One epoch (YYYY-Www); all run epochs when absent"),
+        ("id" = String, Path, description = "Contributor id", pattern = "^[A-Za-z0-9_.:-]{1,64}$"),
+        ("epoch" = Option<String>, Query, description = "One epoch (YYYY-Www, or YYYY-MM-DD+Nd for other epoch lengths); all run epochs when absent",
+            pattern = r"^[0-9]{4}-(W[0-9]{2}|[0-9]{2}-[0-9]{2}\+[0-9]+d)$"),
     ),
     responses(
         (status = 200, description = "Statements: amount, points, credits, flags, Merkle proof"),

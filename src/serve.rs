@@ -113,7 +113,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 app = app.merge(crate::metrics_http::probes(lake.clone()));
             }
             // One description of every route this process serves.
-            let doc = Arc::new(doc);
+            let doc = Arc::new(crate::openapi_doc::to_json(&doc));
             let app = app
                 .route(
                     "/openapi.json",
@@ -132,7 +132,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(line) = &flight_line {
                 crate::say(line);
             }
-            axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+            crate::http_serve::serve(listener, app, cfg.request_timeout, shutdown()).await?;
         }
         None => {
             tracing::info!(store = %cfg.store_url, pending, roles = %roles.join(","), "roadhex node started");

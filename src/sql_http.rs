@@ -31,15 +31,31 @@ pub(crate) fn router(engine: SqlEngine, token: Option<String>) -> Router {
         .with_state(Arc::new(SqlState { engine, token }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct QueryBody {
     query: String,
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(sql))]
+#[openapi(paths(sql), components(schemas(QueryBody)), modifiers(&SqlToken))]
 struct SqlDoc;
+
+/// The bearer scheme the route names.
+struct SqlToken;
+
+impl utoipa::Modify for SqlToken {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("the SQL token (--sql-token, else the operator token)"))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("sql_token", SecurityScheme::Http(scheme));
+    }
+}
 
 /// The OpenAPI description of the SQL route.
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
@@ -48,7 +64,8 @@ pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Read-only SQL over every table; the body is the query (or `{"query": "..."}`).
 #[utoipa::path(post, path = "/v1/sql", tag = "sql",
-    request_body(content = String, description = "SQL text, or JSON {\"query\": \"...\"}", content_type = "application/sql"),
+    request_body(description = "SQL text, or JSON {\"query\": \"...\"}", content(
+        (String = "application/sql"), (String = "text/plain"), (QueryBody = "application/json"))),
     security(("sql_token" = [])),
     responses(
         (status = 200, description = "Rows in the format `Accept` asks for (JSON array by default); `x-roadhex-rows`, `x-roadhex-truncated`"),

@@ -368,12 +368,13 @@ where
 
 fn check_frame(l: &Loaded, index: usize, bytes: &[u8], actual: String) -> Result<()> {
     let entry = &l.manifest.frames[index];
-    if actual != entry.sha256 {
-        return Err(IngestError::FrameHashMismatch { expected: entry.sha256.clone(), actual });
-    }
+    // Size first: an empty or cut-off body says so, rather than naming the empty body's hash.
     let size = bytes.len() as u64;
     if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES).contains(&size) {
         return Err(IngestError::FrameSizeOutOfRange { size, min: MIN_FRAME_BYTES, max: MAX_FRAME_BYTES });
+    }
+    if actual != entry.sha256 {
+        return Err(IngestError::FrameHashMismatch { expected: entry.sha256.clone(), actual });
     }
     if size != entry.size {
         return Err(IngestError::FrameSizeMismatch { declared: entry.size, actual: size });

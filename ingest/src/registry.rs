@@ -21,11 +21,15 @@ pub struct Challenge {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Registration {
     /// Hex ed25519 public key (32 bytes).
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub public_key: String,
+    #[schema(pattern = "^[A-Za-z0-9_.:-]{1,64}$")]
     pub contributor_id: String,
     /// Nonce from `POST /v1/devices/challenge`.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
     pub nonce: String,
     /// Base64 signature over `roadhex-register-v1\n{nonce}\n{contributor_id}`.
+    #[schema(pattern = "^[A-Za-z0-9+/]{86}==$")]
     pub signature: String,
 }
 

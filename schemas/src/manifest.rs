@@ -13,8 +13,9 @@ use crate::limits::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureManifest {
     /// Always 1 for this format.
@@ -35,7 +36,7 @@ pub struct CaptureManifest {
     pub frames: Vec<FrameEntry>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Camera {
     /// Image width in pixels; every frame must have it.
@@ -61,7 +62,7 @@ impl Camera {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mount {
     Front,
@@ -77,7 +78,7 @@ impl Mount {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum FixType {
     #[serde(rename = "none")]
     NoFix,
@@ -98,7 +99,7 @@ impl FixType {
 }
 
 /// One GNSS solution.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GnssSample {
     /// Unix time in milliseconds (GNSS time).
@@ -125,7 +126,7 @@ pub struct GnssSample {
 }
 
 /// One IMU sample: acceleration in g, rotation rate in deg/s.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImuSample {
     pub t_ms: i64,
@@ -137,7 +138,7 @@ pub struct ImuSample {
     pub gyro_z: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FrameEntry {
     /// Unix time in milliseconds at which the frame was exposed.

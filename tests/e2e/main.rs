@@ -4,6 +4,8 @@
 mod cluster;
 mod crash;
 mod deploy;
+mod hostile;
+mod openapi;
 mod privacy;
 mod refusals;
 mod rewards;

@@ -104,6 +104,11 @@ impl Server {
         line.trim().to_owned()
     }
 
+    /// The server's process id (for reading its memory from /proc).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub(crate) fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -16,6 +16,7 @@ use futures::StreamExt as _;
 use roadhex_schemas::privacy::{Zone, ZoneShape};
 use roadhex_schemas::signing::TIME_HEADER;
 use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
+use roadhex_schemas::{Camera, CaptureManifest, FixType, FrameEntry, GnssSample, ImuSample, Mount};
 use std::sync::Arc;
 use utoipa::OpenApi;
 
@@ -60,10 +61,34 @@ type S = State<Arc<Ingest>>;
         CaptureStage,
         FrameStatus,
         FrameStage,
-        Reason
-    ))
+        Reason,
+        CaptureManifest,
+        Camera,
+        Mount,
+        GnssSample,
+        FixType,
+        ImuSample,
+        FrameEntry
+    )),
+    modifiers(&OperatorToken)
 )]
 pub(crate) struct ApiDoc;
+
+/// The bearer scheme the operator routes name.
+struct OperatorToken;
+
+impl utoipa::Modify for OperatorToken {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("the operator token (--operator-token)"))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("operator_token", SecurityScheme::Http(scheme));
+    }
+}
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).ok_or(IngestError::MissingHeader(name))
@@ -85,14 +110,19 @@ pub(crate) async fn readyz(State(ingest): S) -> Result<&'static str> {
 }
 
 /// A single-use nonce a device signs to prove it holds its key.
-#[utoipa::path(post, path = "/v1/devices/challenge", responses((status = 200, body = Challenge)))]
+#[utoipa::path(post, path = "/v1/devices/challenge", responses((status = 200, body = Challenge, links(
+    ("register" = (operation_id = "register", request_body = json!({"nonce": "$response.body#/nonce"})))))))]
 pub(crate) async fn challenge(State(ingest): S) -> Result<Json<Challenge>> {
     Ok(Json(ingest.challenge().await?))
 }
 
 /// Registers a device key to a contributor (201 new, 200 already registered).
 #[utoipa::path(post, path = "/v1/devices", request_body = Registration, responses(
-    (status = 201, body = DeviceRecord), (status = 200, body = DeviceRecord),
+    (status = 201, body = DeviceRecord, links(
+        ("upload" = (operation_id = "open_capture", parameters(("header.x-roadhex-device" = "$response.body#/device_id")))),
+        ("record" = (operation_id = "device", parameters(("id" = "$response.body#/device_id")))),
+        ("revoke" = (operation_id = "revoke", parameters(("id" = "$response.body#/device_id")))))),
+    (status = 200, body = DeviceRecord),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
 pub(crate) async fn register(State(ingest): S, body: Bytes) -> Result<impl IntoResponse> {
@@ -103,16 +133,17 @@ pub(crate) async fn register(State(ingest): S, body: Bytes) -> Result<impl IntoR
 }
 
 /// A device's public record.
-#[utoipa::path(get, path = "/v1/devices/{id}", params(("id" = String, Path, description = "device id")),
-    responses((status = 200, body = DeviceRecord), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/devices/{id}", params(("id" = String, Path, description = "device id", pattern = "^[0-9a-f]{32}$")),
+    responses((status = 200, body = DeviceRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub(crate) async fn device(State(ingest): S, Path(id): Path<String>) -> Result<Json<DeviceRecord>> {
     Ok(Json(ingest.device(&id).await?))
 }
 
 /// Revokes a device key (operator token required).
-#[utoipa::path(post, path = "/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id")),
+#[utoipa::path(post, path = "/v1/devices/{id}/revoke", params(("id" = String, Path, description = "device id", pattern = "^[0-9a-f]{32}$")),
     security(("operator_token" = [])),
-    responses((status = 200, body = DeviceRecord), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = DeviceRecord), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
 pub(crate) async fn revoke(
     State(ingest): S,
     Path(id): Path<String>,
@@ -124,11 +155,16 @@ pub(crate) async fn revoke(
 /// Phase 1: post the signed manifest bytes; the answer lists the frames still needed.
 /// Posting the same manifest again resumes the same capture.
 #[utoipa::path(post, path = "/v1/captures",
-    request_body(content = String, content_type = "application/json", description = "manifest bytes exactly as signed"),
+    request_body(content = CaptureManifest, content_type = "application/json", description = "the manifest; the signature covers its bytes exactly as sent"),
     params(
-        ("x-roadhex-device" = String, Header, description = "device id"),
+        ("x-roadhex-device" = String, Header, description = "device id", pattern = "^[0-9a-f]{32}$"),
         ("x-roadhex-signature" = String, Header, description = "base64 ed25519 signature over the body")),
-    responses((status = 201, body = Opened), (status = 200, body = Opened),
+    responses((status = 201, body = Opened, links(
+            ("upload_frame" = (operation_id = "put_frame", parameters(
+                ("id" = "$response.body#/capture_id"), ("sha256" = "$response.body#/missing/0")))),
+            ("commit" = (operation_id = "commit", parameters(("id" = "$response.body#/capture_id")))),
+            ("status" = (operation_id = "status", parameters(("id" = "$response.body#/capture_id")))))),
+        (status = 200, body = Opened),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody)))]
@@ -140,6 +176,15 @@ pub(crate) async fn open_capture(
     let device = header(&headers, DEVICE_HEADER)?;
     let signature = header(&headers, SIGNATURE_HEADER)?;
     let limit = ingest.config().max_manifest_bytes;
+    // A client waiting on `100-continue` with a declared length over the limit is refused before
+    // it sends the body. Others are read up to the limit: answering first would close the
+    // connection under a client still sending, which then never sees the refusal.
+    let expects =
+        headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if let Some(size) = declared.filter(|&n| expects && n > limit) {
+        return Err(IngestError::ManifestTooLarge { size, limit });
+    }
     let bytes = read_limited(body, limit).await?;
     let opened = ingest.open_capture(device, signature, bytes).await?;
     Ok((if opened.created { StatusCode::CREATED } else { StatusCode::OK }, Json(opened)))
@@ -148,8 +193,11 @@ pub(crate) async fn open_capture(
 /// Phase 2: upload one frame by its SHA-256 (idempotent; 2xx once durable).
 #[utoipa::path(put, path = "/v1/captures/{id}/frames/{sha256}",
     request_body(content = Vec<u8>, content_type = "image/jpeg"),
-    params(("id" = String, Path, description = "capture id"), ("sha256" = String, Path, description = "frame hash")),
-    responses((status = 201, body = FrameStored), (status = 200, body = FrameStored),
+    params(("id" = String, Path, description = "capture id", pattern = "^[0-9a-f]{32}$"), ("sha256" = String, Path, description = "frame hash", pattern = "^[0-9a-f]{64}$")),
+    responses((status = 201, body = FrameStored, links(
+            ("commit" = (operation_id = "commit", parameters(("id" = "$request.path.id")))),
+            ("status" = (operation_id = "status", parameters(("id" = "$request.path.id")))))),
+        (status = 200, body = FrameStored),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
         (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub(crate) async fn put_frame(
@@ -170,14 +218,16 @@ pub(crate) async fn put_frame(
 }
 
 /// Phase 3: every needed frame is uploaded; queue the capture for processing.
-#[utoipa::path(post, path = "/v1/captures/{id}/commit", params(("id" = String, Path, description = "capture id")),
-    responses((status = 202, body = CaptureStatus), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/captures/{id}/commit", params(("id" = String, Path, description = "capture id", pattern = "^[0-9a-f]{32}$")),
+    responses((status = 202, body = CaptureStatus, links(
+            ("status" = (operation_id = "status", parameters(("id" = "$response.body#/capture_id")))))),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn commit(State(ingest): S, Path(id): Path<String>) -> Result<impl IntoResponse> {
     Ok((StatusCode::ACCEPTED, Json(ingest.commit(&id).await?)))
 }
 
 /// A capture's state, reasons and per-frame states in manifest order.
-#[utoipa::path(get, path = "/v1/captures/{id}", params(("id" = String, Path, description = "capture id")),
+#[utoipa::path(get, path = "/v1/captures/{id}", params(("id" = String, Path, description = "capture id", pattern = "^[0-9a-f]{32}$")),
     responses((status = 200, body = CaptureStatus), (status = 404, body = ErrorBody)))]
 pub(crate) async fn status(State(ingest): S, Path(id): Path<String>) -> Result<Json<CaptureStatus>> {
     Ok(Json(ingest.status(&id).await?))
@@ -209,11 +259,13 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
 /// With the operator token: a network-wide zone. Frames inside are never published.
 #[utoipa::path(post, path = "/v1/zones", request_body = ZoneRequest,
     params(
-        ("x-roadhex-device" = Option<String>, Header, description = "device id (contributor zone)"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id (contributor zone)", pattern = "^[0-9a-f]{32}$"),
         ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
-        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds", pattern = "^[0-9]{1,12}$")),
     security((), ("operator_token" = [])),
-    responses((status = 201, body = Zone), (status = 200, body = Zone), (status = 400, body = ErrorBody),
+    responses((status = 201, body = Zone, links(
+            ("delete" = (operation_id = "delete_zone", parameters(("id" = "$response.body#/zone_id")))))),
+        (status = 200, body = Zone), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 pub(crate) async fn add_zone(
@@ -232,9 +284,9 @@ pub(crate) async fn add_zone(
 /// every zone for the operator.
 #[utoipa::path(get, path = "/v1/zones",
     params(
-        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id", pattern = "^[0-9a-f]{32}$"),
         ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
-        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds", pattern = "^[0-9]{1,12}$")),
     security((), ("operator_token" = [])),
     responses((status = 200, body = Vec<Zone>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
@@ -249,10 +301,10 @@ pub(crate) async fn list_zones(
 }
 
 /// Deletes a zone its owner registered (the operator may delete any).
-#[utoipa::path(delete, path = "/v1/zones/{id}", params(("id" = String, Path, description = "zone id"),
-        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+#[utoipa::path(delete, path = "/v1/zones/{id}", params(("id" = String, Path, description = "zone id", pattern = "^[0-9a-f]{32}$"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id", pattern = "^[0-9a-f]{32}$"),
         ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
-        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds", pattern = "^[0-9]{1,12}$")),
     security((), ("operator_token" = [])),
     responses((status = 200, body = Zone), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -268,10 +320,10 @@ pub(crate) async fn delete_zone(
 }
 
 /// A contributor's trip-trimming distance and the range they may choose in.
-#[utoipa::path(get, path = "/v1/contributors/{id}/privacy", params(("id" = String, Path, description = "contributor id"),
-        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+#[utoipa::path(get, path = "/v1/contributors/{id}/privacy", params(("id" = String, Path, description = "contributor id", pattern = "^[A-Za-z0-9_.:-]{1,64}$"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id", pattern = "^[0-9a-f]{32}$"),
         ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
-        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds", pattern = "^[0-9]{1,12}$")),
     security((), ("operator_token" = [])),
     responses((status = 200, body = PrivacyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
@@ -288,10 +340,10 @@ pub(crate) async fn get_privacy(
 
 /// Sets how many metres are trimmed from the start and end of each of the contributor's drives.
 #[utoipa::path(put, path = "/v1/contributors/{id}/privacy", request_body = PrivacyRequest,
-    params(("id" = String, Path, description = "contributor id"),
-        ("x-roadhex-device" = Option<String>, Header, description = "device id"),
+    params(("id" = String, Path, description = "contributor id", pattern = "^[A-Za-z0-9_.:-]{1,64}$"),
+        ("x-roadhex-device" = Option<String>, Header, description = "device id", pattern = "^[0-9a-f]{32}$"),
         ("x-roadhex-signature" = Option<String>, Header, description = "base64 signature over the request message"),
-        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds")),
+        ("x-roadhex-time" = Option<String>, Header, description = "unix seconds", pattern = "^[0-9]{1,12}$")),
     security((), ("operator_token" = [])),
     responses((status = 200, body = PrivacyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -101,9 +101,26 @@ fn decision(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Option
 #[derive(OpenApi)]
 #[openapi(
     paths(file_request, show, list, approve, reject),
-    components(schemas(RedactionRequest, Redaction, Step, Decision, RedactionError))
+    components(schemas(RedactionRequest, Redaction, Step, Decision, RedactionError)),
+    modifiers(&OperatorToken)
 )]
 struct ApiDoc;
+
+/// The bearer scheme the operator routes name.
+struct OperatorToken;
+
+impl utoipa::Modify for OperatorToken {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some("the operator token (--operator-token)"))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("operator_token", SecurityScheme::Http(scheme));
+    }
+}
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
@@ -121,7 +138,10 @@ pub fn router(lake: Lake, operator_token: Option<String>) -> Router {
 /// Asks for boxes of a published frame to be blurred, or the whole frame withdrawn. Open to anyone;
 /// an operator reviews every request.
 #[utoipa::path(post, path = "/v1/redactions", request_body = RedactionRequest, responses(
-    (status = 201, body = Redaction), (status = 404, body = RedactionError), (status = 422, body = RedactionError)))]
+    (status = 201, body = Redaction, links(
+        ("show" = (operation_id = "show", parameters(("id" = "$response.body#/redaction_id")))),
+        ("approve" = (operation_id = "approve", parameters(("id" = "$response.body#/redaction_id")))),
+        ("reject" = (operation_id = "reject", parameters(("id" = "$response.body#/redaction_id")))))), (status = 404, body = RedactionError), (status = 422, body = RedactionError)))]
 async fn file_request(State(s): S, body: axum::body::Bytes) -> Result<impl IntoResponse> {
     let r = redact::request(&s.lake, parse(&body)?).await?;
     Ok((StatusCode::CREATED, Json(r.public())))
@@ -147,7 +167,7 @@ async fn list(State(s): S, headers: HeaderMap) -> Result<Json<Vec<Redaction>>> {
 #[utoipa::path(post, path = "/v1/redactions/{id}/approve", request_body = Decision, security(("operator_token" = [])),
     params(("id" = String, Path, description = "redaction id")),
     responses((status = 200, body = Redaction), (status = 401, body = RedactionError), (status = 404, body = RedactionError),
-        (status = 409, body = RedactionError)))]
+        (status = 409, body = RedactionError), (status = 422, body = RedactionError)))]
 async fn approve(
     State(s): S,
     Path(id): Path<String>,
@@ -162,7 +182,7 @@ async fn approve(
 #[utoipa::path(post, path = "/v1/redactions/{id}/reject", request_body = Decision, security(("operator_token" = [])),
     params(("id" = String, Path, description = "redaction id")),
     responses((status = 200, body = Redaction), (status = 401, body = RedactionError), (status = 404, body = RedactionError),
-        (status = 409, body = RedactionError)))]
+        (status = 409, body = RedactionError), (status = 422, body = RedactionError)))]
 async fn reject(
     State(s): S,
     Path(id): Path<String>,

@@ -1,0 +1,175 @@
+//! The node's HTTP server: the axum router on hyper, with a deadline for reading each request and
+//! every framework refusal (unknown route, wrong method, unreadable body) as JSON `{code, message}`.
+//!
+//! `axum::serve` gives hyper no timer, so slow headers were waited for forever, and nothing bounded
+//! how long a body may take: a client dripping one byte every few seconds held its connection and
+//! the handler's buffer open indefinitely.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use roadhex_ingest::api::ErrorBody;
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Serves `app` until `shutdown` resolves, then lets open requests finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    read_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let app = app
+        .layer(axum::middleware::from_fn(json_refusals))
+        .layer(axum::middleware::from_fn_with_state(read_timeout, read_deadline));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let mut conns = tokio::task::JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors and the like: pass, rather than spin on it.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = TowerToHyperService::new(app.clone());
+                let mut stop = stop_rx.clone();
+                conns.spawn(async move {
+                    let mut builder = Builder::new(TokioExecutor::new());
+                    builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
+                    let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+                    let mut stopping = false;
+                    loop {
+                        tokio::select! {
+                            _ = conn.as_mut() => break,
+                            _ = stop.changed(), if !stopping => {
+                                stopping = true;
+                                conn.as_mut().graceful_shutdown();
+                            }
+                        }
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(());
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Gives the request `limit` from now to arrive whole; past it the body read fails and the answer
+/// is 408 `request_timeout`, whatever the handler made of the failed read.
+async fn read_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let expired = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&expired);
+    let req = req.map(|inner| {
+        Body::new(DeadlineBody { inner, sleep: Box::pin(tokio::time::sleep(limit)), expired: flag })
+    });
+    let resp = next.run(req).await;
+    if expired.load(Ordering::Acquire) {
+        let message = format!("the request was not received within {} s", limit.as_secs_f64());
+        let mut resp = refusal(StatusCode::REQUEST_TIMEOUT, "request_timeout", message);
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    resp
+}
+
+struct DeadlineBody {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            self.expired.store(true, Ordering::Release);
+            let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "request read deadline passed");
+            return Poll::Ready(Some(Err(axum::Error::new(e))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Axum's own refusals (no route, wrong method, a body or parameter its extractors cannot read)
+/// are plain text or empty; the API promises JSON `{code, message}` for every refusal.
+async fn json_refusals(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message =
+        if text.is_empty() { status.canonical_reason().unwrap_or("refused").to_owned() } else { text };
+    let mut out = refusal(status, code_of(status), message);
+    // Keep what the client needs to act on (Allow on 405, Retry-After).
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
+fn code_of(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::LENGTH_REQUIRED => "length_required",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "unprocessable",
+        s if s.is_server_error() => "internal",
+        _ => "refused",
+    }
+}
+
+fn refusal(status: StatusCode, code: &str, message: String) -> Response {
+    (status, axum::Json(ErrorBody { code: code.to_owned(), message, details: None })).into_response()
+}
