@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use roadhex_lake::LakeError;
 use roadhex_lake::sql::{Format, SqlEngine};
+use roadhex_schemas::openapi::SQL_TOKEN;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -38,24 +39,8 @@ struct QueryBody {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(sql), components(schemas(QueryBody)), modifiers(&SqlToken))]
+#[openapi(paths(sql), components(schemas(QueryBody)), modifiers(&SQL_TOKEN))]
 struct SqlDoc;
-
-/// The bearer scheme the route names.
-struct SqlToken;
-
-impl utoipa::Modify for SqlToken {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some("the SQL token (--sql-token, else the operator token)"))
-            .build();
-        doc.components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("sql_token", SecurityScheme::Http(scheme));
-    }
-}
 
 /// The OpenAPI description of the SQL route.
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod jpeg;
 pub mod limits;
 pub mod manifest;
+pub mod openapi;
 pub mod privacy;
 pub mod rng;
 pub mod signing;

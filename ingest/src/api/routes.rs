@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
 use futures::StreamExt as _;
+use roadhex_schemas::openapi::OPERATOR_TOKEN;
 use roadhex_schemas::privacy::{Zone, ZoneShape};
 use roadhex_schemas::signing::TIME_HEADER;
 use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
@@ -70,25 +71,9 @@ type S = State<Arc<Ingest>>;
         ImuSample,
         FrameEntry
     )),
-    modifiers(&OperatorToken)
+    modifiers(&OPERATOR_TOKEN)
 )]
 pub(crate) struct ApiDoc;
-
-/// The bearer scheme the operator routes name.
-struct OperatorToken;
-
-impl utoipa::Modify for OperatorToken {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some("the operator token (--operator-token)"))
-            .build();
-        doc.components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("operator_token", SecurityScheme::Http(scheme));
-    }
-}
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok()).ok_or(IngestError::MissingHeader(name))

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use roadhex_lake::Lake;
+use roadhex_schemas::openapi::OPERATOR_TOKEN;
 use roadhex_schemas::signing::token_matches;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -102,25 +103,9 @@ fn decision(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Option
 #[openapi(
     paths(file_request, show, list, approve, reject),
     components(schemas(RedactionRequest, Redaction, Step, Decision, RedactionError)),
-    modifiers(&OperatorToken)
+    modifiers(&OPERATOR_TOKEN)
 )]
 struct ApiDoc;
-
-/// The bearer scheme the operator routes name.
-struct OperatorToken;
-
-impl utoipa::Modify for OperatorToken {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some("the operator token (--operator-token)"))
-            .build();
-        doc.components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("operator_token", SecurityScheme::Http(scheme));
-    }
-}
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
