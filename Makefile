@@ -3,7 +3,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/roadhex/target
 export ROADHEX_SHARED_DATA ?= $(abspath ../shared/data)
 CARGO_FEATURES := --features roadhex-lake/sql,nats
 
-.PHONY: setup build run test bench fuzz api-fuzz clippy fmt
+.PHONY: setup build run test bench fuzz api-fuzz load chaos clippy fmt
 
 setup:
 	@bash deploy/setup.sh
@@ -40,6 +40,29 @@ fuzz: setup
 api-fuzz: setup
 	cargo build $(CARGO_FEATURES) --bin roadhex
 	bash deploy/api_fuzz.sh
+
+# Simulated drivers against a real node on loopback: LOAD_DRIVERS (default 200) after a baseline of
+# LOAD_BASELINE_DRIVERS (default 50; empty skips it), LOAD_SECONDS (default 600) each; per route
+# latency, throughput, peak RSS per process, acknowledged frames lost. LOAD_ARGS adds flags
+# (e.g. --layout s3). Not part of `make test`.
+LOAD_SECONDS ?= 600
+LOAD_DRIVERS ?= 200
+LOAD_BASELINE_DRIVERS ?= 50
+load: setup
+	cargo build $(CARGO_FEATURES) --bin roadhex
+	cargo run $(CARGO_FEATURES) --example loadgen -- --seconds $(LOAD_SECONDS) \
+		--drivers $(LOAD_BASELINE_DRIVERS),$(LOAD_DRIVERS) $(LOAD_ARGS)
+
+# kill -9 a random stage process every CHAOS_KILL_EVERY seconds (default 10) of a multi-process run
+# over S3 and NATS whose uploads span CHAOS_SECONDS (default 120), then compare with a clean run.
+# CHAOS_SEED repeats a run's kill order (default: a new seed, printed). Not part of `make test`.
+CHAOS_SECONDS ?= 120
+CHAOS_KILL_EVERY ?= 10
+CHAOS_SEED ?=
+chaos: setup
+	cargo build $(CARGO_FEATURES) --bin roadhex
+	cargo run $(CARGO_FEATURES) --example chaos -- --seconds $(CHAOS_SECONDS) \
+		--kill-every $(CHAOS_KILL_EVERY) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 clippy: setup
 	cargo clippy --workspace --all-targets $(CARGO_FEATURES) -- -D warnings

@@ -30,6 +30,9 @@ pub trait WorkQueue: Send + Sync + Debug {
     async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Lease>>;
     /// Waits up to `timeout` for an item to claim.
     async fn claim_wait(&self, worker: &str, lease: Duration, timeout: Duration) -> Result<Option<Lease>>;
+    /// The holder is still at work: keeps the item from going to another worker for `by` more
+    /// (NATS: an in-progress ack, which restarts the consumer's ack wait instead).
+    async fn extend(&self, lease: &Lease, by: Duration) -> Result<()>;
     /// Removes a finished item.
     async fn ack(&self, lease: &Lease) -> Result<()>;
     /// Gives an item back for immediate redelivery.
@@ -173,6 +176,18 @@ impl WorkQueue for EmbeddedQueue {
         }
     }
 
+    async fn extend(&self, lease: &Lease, by: Duration) -> Result<()> {
+        let mut items = self.items.lock().await;
+        let item = held(&mut items, lease)?;
+        let mut updated = item.clone();
+        if let Some(l) = updated.lease.as_mut() {
+            l.until = Utc::now() + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        }
+        self.lake.put_json(&paths::queue_item(&self.name, &lease.id), &updated).await?;
+        *item = updated;
+        Ok(())
+    }
+
     async fn ack(&self, lease: &Lease) -> Result<()> {
         let mut items = self.items.lock().await;
         let held =
@@ -262,5 +277,20 @@ mod tests {
                 .expect("wait")
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn an_extended_lease_is_not_redelivered() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = Lake::open(&dir.path().display().to_string()).expect("open");
+        let q = EmbeddedQueue::open(lake, "vision").await.expect("queue");
+        q.enqueue("a").await.expect("enqueue");
+        let l = q.claim("w1", Duration::from_millis(200)).await.expect("claim").expect("a");
+        // The holder is still at work: its lease outlives the one it claimed.
+        q.extend(&l, Duration::from_secs(60)).await.expect("extend");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(q.claim("w2", Duration::from_secs(60)).await.expect("claim").is_none());
+        q.ack(&l).await.expect("ack");
+        assert!(matches!(q.extend(&l, Duration::from_secs(1)).await, Err(LakeError::LeaseLost(_))));
     }
 }

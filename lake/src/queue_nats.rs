@@ -3,7 +3,8 @@
 //! explicit acks, and redelivery once a crashed worker's ack wait runs out.
 //!
 //! URL: `nats://host:port[?ack_wait_s=N]`. The ack wait plays the lease's part (default 600 s, the
-//! vision lease); JetStream fixes it per consumer, so the `lease` a claim asks for is not used.
+//! vision lease); JetStream fixes it per consumer, so the `lease` a claim asks for is not used, and
+//! a worker that is still at work sends in-progress acks (`extend`) to keep its item.
 
 use crate::error::{LakeError, Result};
 use crate::queue::{Lease, WorkQueue};
@@ -165,6 +166,13 @@ impl WorkQueue for NatsQueue {
                 None => {}
             }
         }
+    }
+
+    async fn extend(&self, lease: &Lease, _by: Duration) -> Result<()> {
+        // JetStream fixes the ack wait per consumer: an in-progress ack restarts it.
+        let held = self.held.lock().await;
+        let msg = held.get(&lease.token).ok_or_else(|| LakeError::LeaseLost(lease.id.clone()))?;
+        msg.ack_with(AckKind::Progress).await.map_err(nats_err)
     }
 
     async fn ack(&self, lease: &Lease) -> Result<()> {

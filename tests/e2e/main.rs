@@ -1,6 +1,7 @@
 //! End-to-end tests of the `roadhex` binary: real server processes on port 0 with temp data dirs,
 //! driven through the CLI and the HTTP API.
 
+mod chaos;
 mod cluster;
 mod crash;
 mod deploy;

@@ -78,3 +78,26 @@ async fn jetstream_queue_leases_redelivers_and_defers() {
     q.ack(&c).await.expect("ack");
     assert!(q.items().await.expect("items").is_empty());
 }
+
+/// A worker slower than the ack wait keeps its item while it says it is still at work; without
+/// that, a second worker got the capture while the first was finishing it (found by `make chaos`).
+#[tokio::test]
+async fn an_item_in_progress_is_not_redelivered() {
+    let server = start();
+    let url = format!("nats://127.0.0.1:{}?ack_wait_s=1", server.port);
+    let lease = Duration::from_secs(1);
+    let slow = NatsQueue::connect(&url, "vision").await.expect("connect");
+    let other = NatsQueue::connect(&url, "vision").await.expect("second process");
+    slow.enqueue("a").await.expect("enqueue");
+    let held = slow.claim_wait("w1", lease, Duration::from_secs(5)).await.expect("claim").expect("a");
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        slow.extend(&held, lease).await.expect("in progress");
+    }
+    let stolen = other.claim_wait("w2", lease, Duration::from_millis(300)).await.expect("claim");
+    assert!(stolen.is_none(), "redelivered while in progress: {stolen:?}");
+    // Once the worker goes quiet (it died), the item goes to another after the ack wait.
+    let again = other.claim_wait("w2", lease, Duration::from_secs(5)).await.expect("claim").expect("a");
+    assert_eq!((again.id.as_str(), again.attempt), ("a", 2));
+    other.ack(&again).await.expect("ack");
+}
