@@ -19,15 +19,15 @@
 //! Usage: scale_bench [--drivers N] [--captures N] [--frames N] [--parallel N] [--rounds N]
 //!                    [--vision-captures N] [--vision-frames N] [--vision-rounds N] [--store s3|file]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use bytes::Bytes;
-use roadhex_schemas::geo::destination;
-use roadhex_schemas::ids::sha256_hex;
+use common::fleet::{self, Capture};
+use common::procs::{Log, Nats, Node, NodeSpec, S3};
 use roadhex_schemas::signing::DeviceKeyFile;
-use roadhex_schemas::{Camera, CaptureManifest, FixType, FrameEntry, GnssSample, Mount};
-use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -86,161 +86,35 @@ fn args() -> Result<Args> {
     Ok(a)
 }
 
-fn shared_data() -> PathBuf {
-    std::env::var_os("ROADHEX_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
-
-/// The 70 Hivemapper Bee frames (2028×1024) as (sha256, bytes), in drive order.
-fn bee_frames() -> Result<Vec<(String, Bytes)>> {
-    let dir = shared_data().join("dashcam_hivemapper_bee_sf/frames");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {} (set ROADHEX_SHARED_DATA)", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
-        .collect();
-    paths.sort();
-    ensure!(!paths.is_empty(), "no frames in {}", dir.display());
-    paths
-        .iter()
-        .map(|p| {
-            let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            Ok((sha256_hex(&b), Bytes::from(b)))
-        })
-        .collect()
-}
-
-/// The `roadhex` binary of this example's profile: `target/<profile>/examples/scale_bench` →
-/// `target/<profile>/roadhex`.
-fn roadhex_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("ROADHEX_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().context("locating this example")?;
-    let dir =
-        exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("{} has no profile dir", exe.display()))?;
-    let bin = dir.join("roadhex");
-    let profile = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    ensure!(
-        bin.is_file(),
-        "{} is missing: cargo build --profile {profile} --bin roadhex --features roadhex-lake/sql,nats",
-        bin.display()
-    );
-    Ok(bin)
-}
-
 // --- helper processes --------------------------------------------------------------------------
 
-/// A child process, killed (SIGKILL) when dropped, as the e2e tests do.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_port(port: u16, what: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        ensure!(Instant::now() < deadline, "{what} did not start on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
 /// The shared object store: s3s-fs with a bucket `lake` (as tests/e2e/s3.rs), or a local directory.
-struct Store {
-    _server: Option<Killed>,
-    endpoint: Option<String>,
-    dir: tempfile::TempDir,
+enum Store {
+    S3(S3),
+    File(tempfile::TempDir),
 }
 
 impl Store {
-    fn s3() -> Result<Self> {
-        let root = std::env::var_os("ROADHEX_S3S_ROOT").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/roadhex/s3s")
-        });
-        let bin = root.join("bin/s3s-fs");
-        ensure!(bin.is_file(), "{} is missing: run deploy/s3.sh (make bench does)", bin.display());
-        let dir = tempfile::tempdir()?;
-        std::fs::create_dir_all(dir.path().join("lake"))?;
-        let port = free_port()?;
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "testing", "--secret-key", "testing"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let server = Killed(child);
-        wait_port(port, "s3s-fs")?;
-        Ok(Self { _server: Some(server), endpoint: Some(format!("http://127.0.0.1:{port}")), dir })
-    }
-
-    fn file() -> Result<Self> {
-        Ok(Self { _server: None, endpoint: None, dir: tempfile::tempdir()? })
-    }
-
     fn url(&self, prefix: &str) -> String {
-        match self.endpoint {
-            Some(_) => format!("s3://lake/{prefix}"),
-            None => format!("file://{}/{prefix}", self.dir.path().display()),
+        match self {
+            Self::S3(_) => format!("s3://lake/{prefix}"),
+            Self::File(dir) => format!("file://{}/{prefix}", dir.path().display()),
         }
     }
 
     fn describe(&self) -> &'static str {
-        if self.endpoint.is_some() { "one S3 store (s3s-fs)" } else { "one local directory" }
+        match self {
+            Self::S3(_) => "one S3 store (s3s-fs)",
+            Self::File(_) => "one local directory",
+        }
     }
 
     /// The `AWS_*` environment a roadhex process needs for this store.
-    fn env(&self) -> Vec<(&'static str, String)> {
-        let Some(endpoint) = &self.endpoint else { return Vec::new() };
-        vec![
-            ("AWS_ENDPOINT", endpoint.clone()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ALLOW_HTTP", "true".into()),
-        ]
-    }
-}
-
-/// `nats-server -js` on a free loopback port, with its store in a temp dir.
-struct Nats {
-    _server: Killed,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Nats {
-    fn start() -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
-            .into_iter()
-            .find(|p| Path::new(p).is_file())
-            .ok_or_else(|| {
-                anyhow!("nats-server is missing: apt-get install nats-server (deploy/setup.sh does)")
-            })?;
-        let child = Command::new(bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting nats-server")?;
-        let server = Killed(child);
-        wait_port(port, "nats-server")?;
-        Ok(Self { _server: server, url: format!("nats://127.0.0.1:{port}"), _dir: dir })
+    fn env(&self) -> Vec<(String, String)> {
+        match self {
+            Self::S3(s3) => s3.env(),
+            Self::File(_) => Vec::new(),
+        }
     }
 }
 
@@ -252,85 +126,62 @@ struct Ctx {
     unused: tempfile::TempDir,
 }
 
-/// One `roadhex serve` process.
-struct Node {
-    _child: Killed,
-    _stdout: BufReader<ChildStdout>,
-    /// `http://…` for processes with an HTTP role.
-    url: String,
-    /// Captures this (vision) process finished, counted from its `capture processed` log lines.
-    processed: Arc<AtomicUsize>,
-}
+/// `roadhex serve` processes, and beside each the captures it (a vision process) finished, counted
+/// from its `capture processed` log lines.
+type Procs = (Vec<Node>, Vec<Arc<AtomicUsize>>);
 
 /// Starts `n` processes with `roles`, all at once (their start-ups overlap), and waits until each
 /// has printed its first line: `listening on …`, or `running` once a vision process has its models.
-fn start_nodes(ctx: &Ctx, roles: &str, n: usize, store: &str, queue: &str) -> Result<Vec<Node>> {
+fn start_nodes(ctx: &Ctx, roles: &str, n: usize, store: &str, queue: &str) -> Result<Procs> {
     let vision = roles.contains("vision");
-    let mut started = Vec::new();
+    let mut env = vec![
+        // The fleet is few devices sending many requests; per-device limits are not measured.
+        ("ROADHEX_DEVICE_RATE".to_owned(), "1000000000".to_owned()),
+        ("ROADHEX_DEVICE_BURST".to_owned(), "1000000000".to_owned()),
+    ];
+    if vision {
+        // Vision's per-capture log line tells which process did each capture.
+        env.push(("RUST_LOG".into(), "warn,roadhex_vision::worker=info".into()));
+    }
+    env.extend(ctx.store.env());
+    let (mut specs, mut counts) = (Vec::new(), Vec::new());
     for i in 0..n {
-        let mut child = Command::new(&ctx.bin)
-            .args(["serve", "--data"])
-            .arg(ctx.unused.path())
-            .args(["--listen", "127.0.0.1:0", "--roles", roles, "--store", store, "--queue", queue])
-            // Vision's per-capture log line tells which process did each capture.
-            .env("RUST_LOG", if vision { "warn,roadhex_vision::worker=info" } else { "warn" })
-            .env("NO_COLOR", "1")
-            // Short synthetic drives: trip trimming (200 m at each end, and a 120 s wait for the
-            // drive's next capture) would hold them back, as in the e2e tests.
-            .env("ROADHEX_TRIM_DEFAULT_M", "0")
-            .env("ROADHEX_TRIM_MIN_M", "0")
-            // The fleet is few devices sending many requests; per-device limits are not measured.
-            .env("ROADHEX_DEVICE_RATE", "1000000000")
-            .env("ROADHEX_DEVICE_BURST", "1000000000")
-            .env("ROADHEX_FEATURES_EVERY_S", "0")
-            .envs(ctx.store.env())
-            .stdout(Stdio::piped())
-            .stderr(if vision { Stdio::piped() } else { Stdio::inherit() })
-            .spawn()
-            .with_context(|| format!("starting {}", ctx.bin.display()))?;
         let processed = Arc::new(AtomicUsize::new(0));
-        if let Some(stderr) = child.stderr.take() {
-            let (count, tag) = (Arc::clone(&processed), format!("{roles} {i}"));
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(std::io::Result::ok) {
-                    if line.contains("capture processed") {
-                        count.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        eprintln!("[{tag}] {line}");
-                    }
+        let name = format!("{roles} {i}");
+        let log = if vision {
+            let (count, tag) = (Arc::clone(&processed), name.clone());
+            Log::Lines(Arc::new(move |line: &str| {
+                if line.contains("capture processed") {
+                    count.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    eprintln!("[{tag}] {line}");
                 }
-            });
-        }
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        started.push((Killed(child), BufReader::new(stdout), processed));
-    }
-    let mut nodes = Vec::new();
-    for (child, mut stdout, processed) in started {
-        let mut line = String::new();
-        stdout.read_line(&mut line).context("reading the first line of roadhex serve")?;
-        let url = match line.trim().strip_prefix("listening on ") {
-            Some(url) => url.to_owned(),
-            None if line.starts_with("running") => String::new(),
-            None => bail!(
-                "roadhex serve --roles {roles} did not start (first line {line:?}); is {} built with \
-                 --features nats?",
-                ctx.bin.display()
-            ),
+            }))
+        } else {
+            Log::Inherit
         };
-        nodes.push(Node { _child: child, _stdout: stdout, url, processed });
+        specs.push(NodeSpec {
+            name,
+            bin: ctx.bin.clone(),
+            roles: roles.to_owned(),
+            args: vec![
+                "--data".into(),
+                ctx.unused.path().display().to_string(),
+                "--store".into(),
+                store.to_owned(),
+                "--queue".into(),
+                queue.to_owned(),
+            ],
+            env: env.clone(),
+            port: 0,
+            log,
+        });
+        counts.push(processed);
     }
-    Ok(nodes)
+    Ok((Node::start_all(specs)?, counts))
 }
 
 // --- the fleet ---------------------------------------------------------------------------------
-
-/// One pre-built, pre-signed capture.
-struct Capture {
-    device: String,
-    signature: String,
-    manifest: Bytes,
-    frames: Vec<(String, Bytes)>,
-}
 
 /// Capture `seq` of driver `d`: `n` Bee frames from `first` on (wrapping; distinct within a
 /// capture), one per second along a straight 9 m/s street, 2028×1024 front camera.
@@ -344,51 +195,9 @@ fn capture(
 ) -> Result<Capture> {
     let n = n.min(bee.len()).min(125);
     let t0 = T0 + d as i64 * 10_000_000 + seq as i64 * 1_000_000;
-    let (mut lat, mut lon) = (37.70 + d as f64 * 0.01 + seq as f64 * 0.005, -122.45);
-    let mut telemetry = Vec::new();
-    for i in 0..=(n as i64 + 1) {
-        telemetry.push(GnssSample {
-            t_ms: t0 + i * 1000,
-            lat,
-            lon,
-            alt: 10.0,
-            speed: 9.0,
-            heading: 0.0,
-            hdop: Some(0.9),
-            satellites: Some(12),
-            fix: Some(FixType::Fix3d),
-        });
-        (lat, lon) = destination(lat, lon, 0.0, 9.0);
-    }
-    let frames: Vec<(String, Bytes)> = (0..n).map(|i| bee[(first + i) % bee.len()].clone()).collect();
-    let m = CaptureManifest {
-        version: 1,
-        device_id: key.device_id.to_string(),
-        sequence: seq,
-        created_at: chrono::Utc::now(),
-        camera: Camera {
-            width: 2028,
-            height: 1024,
-            focal_length_px: None,
-            hfov_deg: Some(120.0),
-            mount: Mount::Front,
-            mount_height_m: 1.4,
-        },
-        telemetry,
-        imu: Vec::new(),
-        frames: frames
-            .iter()
-            .enumerate()
-            .map(|(i, (sha, b))| FrameEntry {
-                t_ms: t0 + 500 + i as i64 * 1000,
-                sha256: sha.clone(),
-                size: b.len() as u64,
-            })
-            .collect(),
-    };
-    let manifest = m.to_bytes();
-    let signature = key.sign(&manifest).map_err(|e| anyhow!("signing a manifest: {e}"))?;
-    Ok(Capture { device: key.device_id.to_string(), signature, manifest: manifest.into(), frames })
+    let start = (37.70 + d as f64 * 0.01 + seq as f64 * 0.005, -122.45);
+    let frames = (0..n).map(|i| bee[(first + i) % bee.len()].clone()).collect();
+    fleet::capture(key, seq, t0, start, frames)
 }
 
 async fn register_fleet(url: &str, n: usize, tag: &str) -> Result<Vec<DeviceKeyFile>> {
@@ -531,7 +340,7 @@ async fn ingest_phase(
 ) -> Result<IngestRun> {
     let nats = Nats::start()?;
     let store = ctx.store.url(&format!("ingest-{procs}p-r{round}"));
-    let nodes = start_nodes(ctx, "ingest", procs, &store, &nats.url)?;
+    let (nodes, _) = start_nodes(ctx, "ingest", procs, &store, &nats.url)?;
     let urls = Arc::new(nodes.iter().map(|n| n.url.clone()).collect::<Vec<_>>());
     let keys = register_fleet(&urls[0], a.drivers, "ingest").await?;
     let mut fleet = Vec::new();
@@ -580,7 +389,7 @@ async fn vision_phase(
 ) -> Result<VisionRun> {
     let nats = Nats::start()?;
     let store = ctx.store.url(&format!("vision-{procs}p-r{round}"));
-    let ingest = start_nodes(ctx, "ingest", 1, &store, &nats.url)?;
+    let (ingest, _) = start_nodes(ctx, "ingest", 1, &store, &nats.url)?;
     let url = ingest[0].url.clone();
     let urls = Arc::new(vec![url.clone()]);
     let devices = a.drivers.min(a.vision_captures);
@@ -595,7 +404,7 @@ async fn vision_phase(
     let http = http_client()?;
     // Uploaded but not committed: nothing is queued until every vision process is up.
     let (_, ids) = run_fleet(&http, &urls, fleet, a.parallel, false).await?;
-    let vision = start_nodes(ctx, "vision", procs, &store, &nats.url)?;
+    let (vision, processed) = start_nodes(ctx, "vision", procs, &store, &nats.url)?;
 
     let t = Instant::now();
     let mut commits = JoinSet::new();
@@ -634,7 +443,7 @@ async fn vision_phase(
     let secs = t.elapsed().as_secs_f64();
     // The log line follows the status write by a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
-    let count = || vision.iter().map(|n| n.processed.load(Ordering::Relaxed)).collect::<Vec<_>>();
+    let count = || processed.iter().map(|n| n.load(Ordering::Relaxed)).collect::<Vec<_>>();
     while count().iter().sum::<usize>() < ids.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -652,9 +461,9 @@ fn order(round: usize) -> [usize; 2] {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let a = args()?;
-    let bin = roadhex_bin()?;
-    let bee = bee_frames()?;
-    let store = if a.file_store { Store::file()? } else { Store::s3()? };
+    let bin = common::procs::roadhex_bin()?;
+    let bee = fleet::bee_frames()?;
+    let store = if a.file_store { Store::File(tempfile::tempdir()?) } else { Store::S3(S3::start()?) };
     let ctx = Ctx { bin, store, unused: tempfile::tempdir()? };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mean_kb = bee.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / bee.len() as f64 / 1000.0;

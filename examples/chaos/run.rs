@@ -8,7 +8,7 @@
 //! Shared by `examples/chaos/main.rs` (`make chaos`) and `tests/e2e/chaos.rs`.
 
 use super::common::fleet::{self, Capture};
-use super::common::procs::{self, Nats, Node, NodeSpec, S3};
+use super::common::procs::{self, Log, Nats, Node, NodeSpec, S3};
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
 use roadhex_schemas::signing::DeviceKeyFile;
 use serde_json::Value;
@@ -114,7 +114,7 @@ fn run_in(cfg: &Config, work: &Path) -> Result<Report> {
             args: vec!["--store".into(), store.into(), "--queue".into(), queue.clone()],
             env: s3.env(),
             port,
-            log: work.join(format!("{name}.log")),
+            log: Log::File(work.join(format!("{name}.log"))),
         })?);
     }
     let ingest: Vec<String> = nodes[..2].iter().map(|n| n.url.clone()).collect();
@@ -474,7 +474,7 @@ fn clean_run(cfg: &Config, plan: &Plan, work: &Path, rt: &tokio::runtime::Runtim
         args: vec!["--data".into(), data.display().to_string()],
         env: Vec::new(),
         port: 0,
-        log: work.join("clean.log"),
+        log: Log::File(work.join("clean.log")),
     })?;
     let client = Client::new(vec![node.url.clone()])?;
     register(&client, &plan.keys)?;

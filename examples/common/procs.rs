@@ -1,9 +1,11 @@
 //! Processes on loopback: s3s-fs, nats-server and `roadhex serve`, each killed (SIGKILL) on drop.
 
 use anyhow::{Context as _, Result, anyhow, bail, ensure};
+use std::fmt;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The `roadhex` binary next to this program's profile directory
@@ -16,9 +18,13 @@ pub(crate) fn roadhex_bin() -> Result<PathBuf> {
     let dir =
         exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("{} has no profile dir", exe.display()))?;
     let bin = dir.join("roadhex");
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => String::new(),
+        Some(p) => format!(" --profile {p}"),
+    };
     ensure!(
         bin.is_file(),
-        "{} is missing: cargo build --bin roadhex --features roadhex-lake/sql,nats",
+        "{} is missing: cargo build{profile} --bin roadhex --features roadhex-lake/sql,nats",
         bin.display()
     );
     Ok(bin)
@@ -156,8 +162,29 @@ pub(crate) struct NodeSpec {
     pub(crate) env: Vec<(String, String)>,
     /// Fixed HTTP port, so clients find a restarted process where the old one was.
     pub(crate) port: u16,
-    /// stderr (the process's log) is appended here.
-    pub(crate) log: PathBuf,
+    /// Where stderr (the process's log) goes.
+    pub(crate) log: Log,
+}
+
+/// Where the stderr of a `roadhex serve` goes.
+#[derive(Clone)]
+pub(crate) enum Log {
+    /// Appended to this file.
+    File(PathBuf),
+    /// This program's stderr.
+    Inherit,
+    /// Each line to this function, on a thread of its own.
+    Lines(Arc<dyn Fn(&str) + Send + Sync>),
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            Self::Inherit => f.write_str("Inherit"),
+            Self::Lines(_) => f.write_str("Lines(..)"),
+        }
+    }
 }
 
 /// A running `roadhex serve`.
@@ -176,7 +203,7 @@ impl Node {
         // A port just freed by a killed process can take a moment to bind again.
         let mut tries = 0;
         loop {
-            match Self::spawn(&spec) {
+            match Self::launch(&spec).and_then(|(child, stdout)| Self::ready(spec.clone(), child, stdout)) {
                 Ok(node) => return Ok(node),
                 Err(e) if tries < 20 => {
                     tries += 1;
@@ -188,17 +215,36 @@ impl Node {
         }
     }
 
-    fn spawn(spec: &NodeSpec) -> Result<Self> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log)
-            .with_context(|| format!("opening {}", spec.log.display()))?;
+    /// Starts every process at once, so their start-ups overlap, then waits for each one's first
+    /// line; a process that fails to start is not retried.
+    pub(crate) fn start_all(specs: Vec<NodeSpec>) -> Result<Vec<Self>> {
+        let launched = specs.iter().map(Self::launch).collect::<Result<Vec<_>>>()?;
+        specs
+            .into_iter()
+            .zip(launched)
+            .map(|(spec, (child, stdout))| Self::ready(spec, child, stdout))
+            .collect()
+    }
+
+    fn launch(spec: &NodeSpec) -> Result<(Killed, BufReader<ChildStdout>)> {
+        let stderr = match &spec.log {
+            Log::File(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            ),
+            Log::Inherit => Stdio::inherit(),
+            Log::Lines(_) => Stdio::piped(),
+        };
         let mut child = Command::new(&spec.bin)
             .args(["serve", "--listen", &format!("127.0.0.1:{}", spec.port), "--roles", &spec.roles])
             .args(&spec.args)
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            // The whole simulated fleet registers from one loopback address.
+            .env("ROADHEX_ADDRESS_BURST", "100000")
             // Short synthetic drives: trip trimming (200 m at each end, and a wait for the drive's
             // next capture) would hold them back, as in the e2e tests.
             .env("ROADHEX_TRIM_DEFAULT_M", "0")
@@ -206,24 +252,40 @@ impl Node {
             .env("ROADHEX_FEATURES_EVERY_S", "0")
             .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
+            .stderr(stderr)
             .spawn()
             .with_context(|| format!("starting {}", spec.bin.display()))?;
+        if let (Log::Lines(each), Some(stderr)) = (&spec.log, child.stderr.take()) {
+            let each = Arc::clone(each);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(std::io::Result::ok) {
+                    each(&line);
+                }
+            });
+        }
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let child = Killed(child);
-        let mut stdout = BufReader::new(stdout);
+        Ok((Killed(child), BufReader::new(stdout)))
+    }
+
+    /// Waits for the first line of a launched process.
+    fn ready(spec: NodeSpec, child: Killed, mut stdout: BufReader<ChildStdout>) -> Result<Self> {
         let mut line = String::new();
         stdout.read_line(&mut line).context("reading the first line of roadhex serve")?;
         let url = match line.trim().strip_prefix("listening on ") {
             Some(url) => url.to_owned(),
             None if line.starts_with("running") => String::new(),
             None => bail!(
-                "roadhex serve --roles {} did not start (first line {line:?}); see {}",
+                "roadhex serve --roles {} did not start (first line {line:?}); {}",
                 spec.roles,
-                spec.log.display()
+                match &spec.log {
+                    Log::File(path) => format!("see {}", path.display()),
+                    Log::Inherit | Log::Lines(_) => {
+                        format!("is {} built with --features nats?", spec.bin.display())
+                    }
+                }
             ),
         };
-        Ok(Self { spec: spec.clone(), child, _stdout: stdout, url })
+        Ok(Self { spec, child, _stdout: stdout, url })
     }
 
     pub(crate) fn pid(&self) -> u32 {

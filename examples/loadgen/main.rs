@@ -20,7 +20,7 @@ mod drive;
 
 use anyhow::{Context as _, Result, bail};
 use bytes::Bytes;
-use common::procs::{self, Nats, Node, NodeSpec, S3};
+use common::procs::{self, Log, Nats, Node, NodeSpec, S3};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,7 +83,7 @@ struct Layout {
 fn start(bin: &Path, a: &Args, work: &Path) -> Result<Layout> {
     let spec = |name: &str, roles: &str, args: Vec<String>, env: Vec<(String, String)>| -> Result<NodeSpec> {
         let port = if roles == "vision" { 0 } else { procs::free_port()? };
-        let log = work.join(format!("{name}.log"));
+        let log = Log::File(work.join(format!("{name}.log")));
         Ok(NodeSpec { name: name.into(), bin: bin.to_owned(), roles: roles.into(), args, env, port, log })
     };
     if !a.s3 {
