@@ -21,8 +21,9 @@ fi
 
 work=$(mktemp -d)
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-# Trimming off: the hooks' one-frame drives are shorter than 200 m.
-ROADHEX_TRIM_DEFAULT_M=0 ROADHEX_TRIM_MIN_M=0 RUST_LOG=warn \
+# Trimming off: the hooks' one-frame drives are shorter than 200 m. Every generated registration
+# comes from loopback, so the per-address registration limit is raised.
+ROADHEX_TRIM_DEFAULT_M=0 ROADHEX_TRIM_MIN_M=0 ROADHEX_ADDRESS_BURST=1000000 RUST_LOG=warn \
   "$BIN" serve --data "$work/data" --listen 127.0.0.1:0 --operator-token "$token" \
   >"$work/stdout" 2>"$work/stderr" &
 server=$!

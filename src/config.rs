@@ -47,6 +47,24 @@ pub(crate) struct ServeArgs {
     /// 408 `request_timeout` (slow headers: the connection is closed). Default: 60
     #[arg(long, env = "ROADHEX_REQUEST_TIMEOUT_S")]
     pub(crate) request_timeout_s: Option<u64>,
+    /// Connections served at once; more wait in the accept backlog. Default: 1024
+    #[arg(long, env = "ROADHEX_MAX_CONNECTIONS")]
+    pub(crate) max_connections: Option<usize>,
+    /// Requests with a body (frames, manifests, SQL) read at once; with the body limits this
+    /// bounds what uploads hold in memory. Default: 64
+    #[arg(long, env = "ROADHEX_MAX_BODIES_IN_FLIGHT")]
+    pub(crate) max_bodies_in_flight: Option<usize>,
+    /// Seconds a request with a body waits for one of those slots before it is answered 503
+    /// `overloaded` (with Retry-After). Default: 10
+    #[arg(long, env = "ROADHEX_BODY_WAIT_S")]
+    pub(crate) body_wait_s: Option<u64>,
+    /// Registration requests (challenge, register) per second allowed per client address
+    /// (IPv6: per /64). Default: 2
+    #[arg(long = "address-rate", env = "ROADHEX_ADDRESS_RATE")]
+    pub(crate) address_rate_per_s: Option<f64>,
+    /// Registration burst allowed per client address. Default: 60
+    #[arg(long, env = "ROADHEX_ADDRESS_BURST")]
+    pub(crate) address_burst: Option<f64>,
     /// Bearer token for `POST /v1/sql`; unset falls back to the operator token, neither turns it off.
     #[arg(long, env = "ROADHEX_SQL_TOKEN", hide_env_values = true)]
     pub(crate) sql_token: Option<String>,
@@ -164,7 +182,7 @@ pub(crate) struct Resolved {
     pub(crate) tiles: TilesConfig,
     pub(crate) privacy: PrivacyPolicy,
     pub(crate) features_every_s: u64,
-    pub(crate) request_timeout: std::time::Duration,
+    pub(crate) http: crate::http_serve::HttpLimits,
 }
 
 impl ServeArgs {
@@ -198,6 +216,11 @@ impl ServeArgs {
                 .or(file.device_rate_per_s)
                 .unwrap_or(defaults.device_rate_per_s),
             device_burst: self.device_burst.or(file.device_burst).unwrap_or(defaults.device_burst),
+            address_rate_per_s: self
+                .address_rate_per_s
+                .or(file.address_rate_per_s)
+                .unwrap_or(defaults.address_rate_per_s),
+            address_burst: self.address_burst.or(file.address_burst).unwrap_or(defaults.address_burst),
             operator_token: self.operator_token.or(file.operator_token).filter(|t| !t.is_empty()),
             gates: file.gates.unwrap_or(defaults.gates.clone()),
             privacy: privacy.clone(),
@@ -214,6 +237,18 @@ impl ServeArgs {
         rewards.validate()?;
         let request_timeout_s = self.request_timeout_s.or(file.request_timeout_s).unwrap_or(60);
         anyhow::ensure!(request_timeout_s > 0, "request_timeout_s must be at least 1");
+        let http = crate::http_serve::HttpLimits {
+            read_timeout: std::time::Duration::from_secs(request_timeout_s),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(1024),
+            max_bodies_in_flight: self.max_bodies_in_flight.or(file.max_bodies_in_flight).unwrap_or(64),
+            body_wait: std::time::Duration::from_secs(self.body_wait_s.or(file.body_wait_s).unwrap_or(10)),
+        };
+        anyhow::ensure!(http.max_connections > 0, "max_connections must be at least 1");
+        anyhow::ensure!(http.max_bodies_in_flight > 0, "max_bodies_in_flight must be at least 1");
+        anyhow::ensure!(
+            ingest.address_rate_per_s > 0.0 && ingest.address_burst >= 1.0,
+            "address_rate must be above 0 and address_burst at least 1"
+        );
         let models = self.models.or(file.models).map_or_else(Models::from_env, Models::new);
         // Coverage freshness in tiles follows the rewards rules unless the file says otherwise.
         let mut tiles = file.tiles.unwrap_or_else(|| TilesConfig {
@@ -240,7 +275,7 @@ impl ServeArgs {
             tiles,
             privacy,
             features_every_s: self.features_every_s.or(file.features_every_s).unwrap_or(300),
-            request_timeout: std::time::Duration::from_secs(request_timeout_s),
+            http,
         })
     }
 }

@@ -4,6 +4,11 @@
 //! `axum::serve` gives hyper no timer, so slow headers were waited for forever, and nothing bounded
 //! how long a body may take: a client dripping one byte every few seconds held its connection and
 //! the handler's buffer open indefinitely.
+//!
+//! Memory is bounded by [`HttpLimits`], not by load: at most `max_connections` connections are
+//! served (more wait in the kernel's accept backlog) and at most `max_bodies_in_flight` requests
+//! with a body are read at once (the rest wait for a slot, their bytes in the kernel's socket
+//! buffers, and are answered 503 `overloaded` with `Retry-After` once `body_wait` passes).
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -15,31 +20,61 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use roadhex_ingest::api::ErrorBody;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+/// What one HTTP process may hold at once.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HttpLimits {
+    /// Time a client has to send a whole request.
+    pub(crate) read_timeout: Duration,
+    pub(crate) max_connections: usize,
+    pub(crate) max_bodies_in_flight: usize,
+    /// How long a request with a body waits for a slot before it is refused.
+    pub(crate) body_wait: Duration,
+}
 
 /// Serves `app` until `shutdown` resolves, then lets open requests finish.
 pub(crate) async fn serve(
     listener: TcpListener,
     app: axum::Router,
-    read_timeout: Duration,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let read_timeout = limits.read_timeout;
+    let bodies =
+        BodySlots { slots: Arc::new(Semaphore::new(limits.max_bodies_in_flight)), wait: limits.body_wait };
+    // The slot is taken before the read deadline starts: waiting on the server is not the client's
+    // slowness.
     let app = app
         .layer(axum::middleware::from_fn(json_refusals))
-        .layer(axum::middleware::from_fn_with_state(read_timeout, read_deadline));
+        .layer(axum::middleware::from_fn_with_state(read_timeout, read_deadline))
+        .layer(axum::middleware::from_fn_with_state(bodies, body_slot));
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let mut conns = tokio::task::JoinSet::new();
     let mut shutdown = pin!(shutdown);
     loop {
+        // At the connection cap, stop accepting until one closes.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors and the like: pass, rather than spin on it.
                         tracing::warn!(error = %e, "accept failed");
@@ -47,9 +82,14 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
-                let service = TowerToHyperService::new(app.clone());
+                // Handlers that limit per client read the peer as axum's `ConnectInfo`.
+                let service = TowerToHyperService::new(app.clone().map_request(move |mut req: Request<_>| {
+                    req.extensions_mut().insert(axum::extract::ConnectInfo::<SocketAddr>(peer));
+                    req
+                }));
                 let mut stop = stop_rx.clone();
                 conns.spawn(async move {
+                    let _permit = permit;
                     let mut builder = Builder::new(TokioExecutor::new());
                     builder.http1().timer(TokioTimer::new()).header_read_timeout(read_timeout);
                     let mut conn = pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
@@ -73,6 +113,38 @@ pub(crate) async fn serve(
     let _ = stop_tx.send(());
     while conns.join_next().await.is_some() {}
     Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct BodySlots {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+}
+
+/// Holds a slot for every request that carries a body, from before its first byte is read until
+/// its answer is ready.
+async fn body_slot(State(bodies): State<BodySlots>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
+    if !has_body {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(bodies.wait, bodies.slots.acquire()).await {
+        Ok(Ok(_slot)) => next.run(req).await,
+        _ => {
+            let message = format!(
+                "the server is reading as many uploads as it is configured to; retry in a moment \
+                 (waited {} s for a slot)",
+                bodies.wait.as_secs_f64()
+            );
+            let mut resp = refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded", message);
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            // The unread body is still on the wire; the connection cannot carry another request.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
+    }
 }
 
 /// Gives the request `limit` from now to arrive whole; past it the body read fails and the answer

@@ -105,6 +105,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             roadhex_vision::privacy::api::openapi(),
         );
         let ingest = Arc::new(Ingest::new(lake.clone(), Arc::clone(&queue), cfg.ingest));
+        workers.push(tokio::spawn(challenge_sweep_loop(Arc::clone(&ingest), stop_rx.clone())));
         mount(&mut app, &mut doc, roadhex_ingest::api::router(ingest), roadhex_ingest::api::openapi());
     }
     match app {
@@ -132,7 +133,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(line) = &flight_line {
                 crate::say(line);
             }
-            crate::http_serve::serve(listener, app, cfg.request_timeout, shutdown()).await?;
+            crate::http_serve::serve(listener, app, cfg.http, shutdown()).await?;
         }
         None => {
             tracing::info!(store = %cfg.store_url, pending, roles = %roles.join(","), "roadhex node started");
@@ -213,61 +214,87 @@ async fn start_flight(
     anyhow::bail!("--flight-listen {addr}: this build has no Flight SQL (cargo feature `flight-sql`)")
 }
 
-/// Merges small table files every `interval_s`; the store-wide lock lets one process work at a time.
-async fn compact_loop(
-    lake: Lake,
-    config: roadhex_lake::compact::CompactionConfig,
+/// Runs `round` every `every` until `stop` changes; `first_now` runs one round at start.
+async fn periodic<F, Fut>(
+    every: std::time::Duration,
+    first_now: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let every = std::time::Duration::from_secs(config.interval_s);
+    mut round: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    if first_now {
+        round().await;
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
+        round().await;
+    }
+}
+
+/// Merges small table files every `interval_s`; the store-wide lock lets one process work at a time.
+async fn compact_loop(
+    lake: Lake,
+    config: roadhex_lake::compact::CompactionConfig,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = std::time::Duration::from_secs(config.interval_s);
+    periodic(every, false, stop, || async {
         match roadhex_lake::compact::run(&lake, &config).await {
             Ok(r) if r.partitions + r.files_deleted > 0 => tracing::info!(?r, "compacted"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "compaction round failed; retrying next round"),
         }
-    }
+    })
+    .await;
 }
 
 /// Rebuilds the sign features from the detections every `every`. Several vision processes may
 /// each run it: builds are deterministic, so two over the same detections write the same bytes,
 /// and one that read older detections is overwritten by the next round.
-async fn features_loop(lake: Lake, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn features_loop(lake: Lake, every: std::time::Duration, stop: tokio::sync::watch::Receiver<bool>) {
     let cfg = roadhex_vision::signs::cluster::ClusterConfig::default();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
+    periodic(every, false, stop, || async {
         match roadhex_vision::signs::table::build(&lake, &cfg).await {
             Ok(r) if r.observations > 0 => tracing::info!(?r, "sign features rebuilt"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "sign features build failed; retrying next round"),
         }
-    }
+    })
+    .await;
 }
 
 /// Purges raw uploads past the retention limit, every ten minutes (and once at start).
 async fn purge_loop(
     lake: Lake,
     policy: roadhex_schemas::privacy::PrivacyPolicy,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
+    periodic(std::time::Duration::from_secs(600), true, stop, || async {
         match roadhex_vision::privacy::retention::purge(&lake, &policy).await {
             Ok(r) if r.captures_purged > 0 => tracing::info!(?r, "raw retention purge"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "raw retention purge failed; retrying next round"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
-            _ = stop.changed() => return,
+    })
+    .await;
+}
+
+/// Deletes unanswered registration challenges once they have expired, every lifetime.
+async fn challenge_sweep_loop(ingest: Arc<Ingest>, stop: tokio::sync::watch::Receiver<bool>) {
+    let every = std::time::Duration::from_secs(ingest.config().challenge_ttl_s.max(1));
+    periodic(every, true, stop, || async {
+        match ingest.sweep_challenges().await {
+            Ok(n) if n > 0 => tracing::info!(swept = n, "expired registration challenges deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "challenge sweep failed; retrying next round"),
         }
-    }
+    })
+    .await;
 }
 
 async fn shutdown() {

@@ -235,6 +235,11 @@ impl Ingest {
     pub async fn commit(&self, capture: &str) -> Result<CaptureStatus> {
         let loaded = self.load(capture).await?;
         let mut status = self.status(capture).await?;
+        if status.state == CaptureStage::Queued {
+            // A retried commit: the first may have died between writing `queued` and enqueueing.
+            // The queue ignores an id it holds, and vision skips a capture it has finished.
+            self.queue.enqueue(loaded.id.as_str()).await?;
+        }
         if status.state != CaptureStage::Receiving {
             return Ok(status);
         }
@@ -255,7 +260,6 @@ impl Ingest {
         ) {
             roadhex_lake::privacy::put_track(&self.lake, &device, &loaded.id, &track).await?;
         }
-        self.queue.enqueue(loaded.id.as_str()).await?;
         status.state = CaptureStage::Queued;
         status.committed_at = Some(now);
         status.updated_at = now;
@@ -264,8 +268,11 @@ impl Ingest {
                 f.state = FrameStage::Received;
             }
         }
+        // `queued` is written before the item exists: the other way round, a vision worker could
+        // finish the capture before this write and have its end state overwritten.
         self.lake.put_json(&paths::capture_state(&loaded.id), &status).await?;
         loaded.receiving.store(false, Ordering::Release);
+        self.queue.enqueue(loaded.id.as_str()).await?;
         Ok(status)
     }
 

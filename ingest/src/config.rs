@@ -14,6 +14,10 @@ pub struct IngestConfig {
     pub device_rate_per_s: f64,
     /// Burst of requests allowed per device (a whole capture's frames fit in it).
     pub device_burst: f64,
+    /// Registration requests (challenge, register) per second allowed per client address.
+    pub address_rate_per_s: f64,
+    /// Burst of registration requests allowed per client address.
+    pub address_burst: f64,
     /// Bearer token for operator routes (revocation). None disables them.
     pub operator_token: Option<String>,
     /// Seconds a registration challenge stays valid.
@@ -31,6 +35,8 @@ impl Default for IngestConfig {
             max_manifest_bytes: MAX_MANIFEST_BYTES,
             device_rate_per_s: 50.0,
             device_burst: 300.0,
+            address_rate_per_s: 2.0,
+            address_burst: 60.0,
             operator_token: None,
             challenge_ttl_s: 300,
             queue: "vision".to_owned(),

@@ -68,8 +68,9 @@ pub enum IngestError {
     Unauthorized,
     #[error("operator operations are disabled: the server has no operator token configured")]
     OperatorDisabled,
-    #[error("too many requests from device {device}; retry after {retry_after_s} s")]
-    RateLimited { device: String, retry_after_s: u64 },
+    /// `client` is "device …" or "address …".
+    #[error("too many requests from {client}; retry after {retry_after_s} s")]
+    RateLimited { client: String, retry_after_s: u64 },
     #[error("request body is invalid: {0}")]
     BadRequest(String),
     #[error("{0}")]

@@ -24,6 +24,7 @@ use ratelimit::RateLimiter;
 use roadhex_lake::{Lake, WorkQueue};
 use roadhex_schemas::{CaptureId, DeviceId};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// Captures kept parsed in memory; beyond this the cache starts over (it is only a cache).
@@ -44,13 +45,16 @@ pub struct Ingest {
     queue: Arc<dyn WorkQueue>,
     config: IngestConfig,
     limiter: RateLimiter,
+    /// Registration is open to anyone, so it is limited per client address instead.
+    address_limiter: RateLimiter,
     cache: Mutex<HashMap<CaptureId, Arc<Loaded>>>,
 }
 
 impl Ingest {
     pub fn new(lake: Lake, queue: Arc<dyn WorkQueue>, config: IngestConfig) -> Self {
         let limiter = RateLimiter::new(config.device_rate_per_s, config.device_burst);
-        Self { lake, queue, config, limiter, cache: Mutex::new(HashMap::new()) }
+        let address_limiter = RateLimiter::new(config.address_rate_per_s, config.address_burst);
+        Self { lake, queue, config, limiter, address_limiter, cache: Mutex::new(HashMap::new()) }
     }
 
     pub fn lake(&self) -> &Lake {
@@ -61,12 +65,25 @@ impl Ingest {
         &self.config
     }
 
-    pub async fn challenge(&self) -> Result<registry::Challenge> {
+    /// `client` is the caller's address where the transport knows it.
+    pub async fn challenge(&self, client: Option<IpAddr>) -> Result<registry::Challenge> {
+        self.limit_address(client)?;
         registry::new_challenge(&self.lake, self.config.challenge_ttl_s).await
     }
 
-    pub async fn register(&self, req: &registry::Registration) -> Result<(registry::DeviceRecord, bool)> {
+    pub async fn register(
+        &self,
+        req: &registry::Registration,
+        client: Option<IpAddr>,
+    ) -> Result<(registry::DeviceRecord, bool)> {
+        self.limit_address(client)?;
         registry::register(&self.lake, req).await
+    }
+
+    /// Deletes registration challenges older than their lifetime, so unanswered ones do not pile
+    /// up in the store. Returns how many went.
+    pub async fn sweep_challenges(&self) -> Result<usize> {
+        registry::sweep_challenges(&self.lake, self.config.challenge_ttl_s).await
     }
 
     pub async fn device(&self, id: &str) -> Result<registry::DeviceRecord> {
@@ -88,9 +105,18 @@ impl Ingest {
     }
 
     fn rate_limit(&self, device: &str) -> Result<()> {
-        self.limiter
-            .check(device)
-            .map_err(|retry_after_s| IngestError::RateLimited { device: device.to_owned(), retry_after_s })
+        self.limiter.check(device).map_err(|retry_after_s| IngestError::RateLimited {
+            client: format!("device {device}"),
+            retry_after_s,
+        })
+    }
+
+    fn limit_address(&self, client: Option<IpAddr>) -> Result<()> {
+        let Some(key) = client.map(ratelimit::address_key) else { return Ok(()) };
+        self.address_limiter.check(&key).map_err(|retry_after_s| IngestError::RateLimited {
+            client: format!("address {key}"),
+            retry_after_s,
+        })
     }
 
     fn cache_get(&self, id: &CaptureId) -> Option<Arc<Loaded>> {

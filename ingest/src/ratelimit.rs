@@ -1,6 +1,7 @@
-//! Per-device token buckets.
+//! Token buckets per device, and per client address for the routes anyone may call.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -40,6 +41,21 @@ impl RateLimiter {
     }
 }
 
+/// The bucket key of a client address: an IPv4 address, or the /64 an IPv6 one is in (one
+/// subscriber usually holds a whole /64, so a per-address limit on it would limit nothing).
+pub(crate) fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -55,5 +71,14 @@ mod tests {
         assert!(r.check_at("other", t0).is_ok());
         assert!(r.check_at("d", t0 + Duration::from_millis(50)).is_err());
         assert!(r.check_at("d", t0 + Duration::from_millis(100)).is_ok());
+    }
+
+    #[test]
+    fn addresses_share_a_bucket_per_v6_64() {
+        let key = |s: &str| super::address_key(s.parse().expect("ip"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 }

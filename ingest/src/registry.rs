@@ -67,6 +67,19 @@ pub(crate) async fn new_challenge(lake: &Lake, ttl_s: u64) -> Result<Challenge> 
     Ok(c)
 }
 
+pub(crate) async fn sweep_challenges(lake: &Lake, ttl_s: u64) -> Result<usize> {
+    let ttl = chrono::Duration::seconds(i64::try_from(ttl_s).unwrap_or(300));
+    let cutoff = Utc::now() - ttl;
+    let mut swept = 0;
+    for (path, modified, _) in lake.list_meta(&paths::challenges_prefix()).await? {
+        if modified < cutoff {
+            lake.delete(&path).await?;
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
+
 /// Registers a device. Returns the record and whether it is new (re-registering is idempotent).
 pub(crate) async fn register(lake: &Lake, req: &Registration) -> Result<(DeviceRecord, bool)> {
     if !valid_contributor(&req.contributor_id) {
@@ -128,4 +141,20 @@ pub(crate) async fn revoke(lake: &Lake, device: &DeviceId) -> Result<DeviceRecor
         lake.put_json(&paths::device(device), &record).await?;
     }
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sweeping_deletes_only_expired_challenges() {
+        let lake = Lake::open("memory://").expect("lake");
+        let c = new_challenge(&lake, 300).await.expect("challenge");
+        assert_eq!(sweep_challenges(&lake, 300).await.expect("sweep"), 0);
+        assert!(lake.exists(&paths::challenge(&c.nonce)).await.expect("exists"));
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(sweep_challenges(&lake, 1).await.expect("sweep"), 1);
+        assert!(!lake.exists(&paths::challenge(&c.nonce)).await.expect("exists"));
+    }
 }

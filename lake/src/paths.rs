@@ -155,6 +155,10 @@ pub fn challenge(nonce: &str) -> Path {
     Path::from(format!("registry/challenges/{nonce}.json"))
 }
 
+pub fn challenges_prefix() -> Path {
+    Path::from("registry/challenges")
+}
+
 pub fn queue_prefix(queue: &str) -> Path {
     Path::from(format!("queue/{queue}"))
 }

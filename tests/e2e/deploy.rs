@@ -481,7 +481,7 @@ fn check_keys(file: &str, path: &str, got: &toml::Value, known: &Value) {
 }
 
 /// Section keys against the real types; top-level keys against the flags (keys are the long
-/// flags with underscores, `queue_url` and `device_rate_per_s` being the two renamed ones).
+/// flags with underscores, `queue_url` and the two `*_rate_per_s` being the renamed ones).
 fn check_config(file: &str, text: &str, acc: &Accepted) {
     let doc: toml::Table = toml::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
     let sections = config_defaults();
@@ -492,6 +492,7 @@ fn check_config(file: &str, text: &str, acc: &Accepted) {
             let flag = match k.as_str() {
                 "queue_url" => "--queue".to_owned(),
                 "device_rate_per_s" => "--device-rate".to_owned(),
+                "address_rate_per_s" => "--address-rate".to_owned(),
                 k => format!("--{}", k.replace('_', "-")),
             };
             assert!(acc.flags.contains(&flag), "{file}: top-level key `{k}` is no setting ({flag})");

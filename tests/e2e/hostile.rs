@@ -298,3 +298,87 @@ fn hostile_clients_are_refused_while_honest_uploads_flow() {
     );
     assert!(node.server.alive());
 }
+
+/// Memory is bounded by configuration, not by load: with two body slots, two dripping uploads hold
+/// both, and every other request with a body waits unread (its client not even asked for the body
+/// under `Expect: 100-continue`) and is answered 503 `overloaded` with Retry-After once the wait
+/// passes; when the drips time out, uploads flow again. Registration is limited per address.
+#[test]
+fn bodies_in_flight_and_registrations_per_address_are_capped() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let args = [
+        "--request-timeout-s",
+        "6",
+        "--max-bodies-in-flight",
+        "2",
+        "--body-wait-s",
+        "2",
+        "--address-rate",
+        "0.1",
+        "--address-burst",
+        "6",
+    ];
+    let server = Server::start(&tmp.path().join("data"), &args);
+    let node = Node { _tmp: tmp, server, frames: frames() };
+    // Challenge and registration: two of the address's six tokens.
+    let honest = node.server.register_device("honest");
+    node.upload(&honest, 1);
+    let pid = node.server.pid();
+    let (rss_before, peak_before) = memory(pid);
+
+    let id = node.open(&honest, 2, &node.frames);
+    let (bytes, sha) = &node.frames[0];
+    let path = format!("/v1/captures/{id}/frames/{sha}");
+    let drips: Vec<_> = (0..2).map(|_| drip(node.addr(), &path, bytes.len())).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = files(&node.server.data);
+    let waiters: Vec<_> = node.frames[1..]
+        .iter()
+        .map(|(bytes, sha)| {
+            let mut conn = TcpStream::connect(node.addr()).expect("connect");
+            let head = format!(
+                "PUT /v1/captures/{id}/frames/{sha} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\
+                 Expect: 100-continue\r\n\r\n",
+                node.addr(),
+                bytes.len()
+            );
+            conn.write_all(head.as_bytes()).expect("head");
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                conn.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+                let answer = read_response(&mut conn);
+                (answer, started.elapsed())
+            })
+        })
+        .collect();
+    for w in waiters {
+        let (answer, waited) = w.join().expect("waiter");
+        assert_code(answer, 503, "overloaded");
+        assert!(waited >= Duration::from_millis(1500), "refused after {waited:?}, before the wait");
+    }
+    assert_eq!(files(&node.server.data), before, "a refused upload changed the store");
+    for d in drips {
+        let (status, body, _) = d.join().expect("drip");
+        assert_code((status, body), 408, "request_timeout");
+    }
+    // The slots are free again: the capture completes.
+    for (bytes, sha) in &node.frames {
+        assert_eq!(node.server.put_frame(&id, sha, bytes.clone()).status(), 201);
+    }
+    assert_eq!(node.server.commit(&id).status(), 202);
+
+    // Four more challenges fit the address's burst; the next is refused and writes nothing.
+    let challenge = || node.server.http().post(format!("{}/v1/devices/challenge", node.server.url)).send();
+    for _ in 0..4 {
+        assert_eq!(challenge().expect("challenge").status(), 200);
+    }
+    let refused = challenge().expect("challenge");
+    assert!(refused.headers().contains_key("retry-after"), "a 429 without Retry-After");
+    let before = files(&node.server.data);
+    assert_refused(refused, 429, "rate_limited");
+    assert_eq!(files(&node.server.data), before);
+
+    let (rss_after, peak_after) = memory(pid);
+    let growth = rss_after.saturating_sub(rss_before).max(peak_after.saturating_sub(peak_before));
+    assert!(growth < 32 * MIB, "memory grew by {} MiB", growth / MIB);
+}

@@ -75,15 +75,15 @@ impl S3Server {
 
 /// `nats-server -js` on a free loopback port, with its store in a temp dir.
 pub(crate) struct NatsServer {
-    child: Child,
+    child: Option<Child>,
+    port: u16,
     pub(crate) url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -92,19 +92,34 @@ impl NatsServer {
         let dir = tempfile::tempdir().expect("tmp");
         let port =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let mut nats = Self { child: None, port, url: format!("nats://127.0.0.1:{port}"), dir };
+        nats.restart();
+        nats
+    }
+
+    /// Kills the server (an outage); `restart` brings it back on the same port and store.
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub(crate) fn restart(&mut self) {
+        self.stop();
         let child = Command::new(nats_server_bin())
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(dir.path())
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn nats-server");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir }
     }
 }
 

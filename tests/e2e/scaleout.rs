@@ -138,3 +138,36 @@ fn roles_in_separate_processes_share_s3_and_nats() {
     assert_eq!(sql_rows(&local, &[], COVERAGE_Q), coverage);
     assert!(!frames.is_empty());
 }
+
+/// The queue goes down between a capture's `queued` state and its queue item, and the ingest
+/// process dies with the item unsent: the commit was refused, so the driver retries it against a
+/// new process once the queue is back, which enqueues it, and it is published.
+#[test]
+fn a_commit_during_a_queue_outage_is_queued_on_retry() {
+    let mut nats = NatsServer::start();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let queue = format!("{}?ack_wait_s=5", nats.url);
+    let args = ["--queue", queue.as_str()];
+    let ingest = Server::start_env(&data, "ingest", &args, &[]);
+    let key = ingest.register_device("outage");
+    let frames = frames();
+    let opened: Value =
+        ingest.post_manifest(&key, &manifest(&key, 1, &frames).to_bytes()).json().expect("json");
+    let id = opened["capture_id"].as_str().expect("capture id").to_owned();
+    for (b, s) in &frames {
+        assert_eq!(ingest.put_frame(&id, s, b.clone()).status(), 201);
+    }
+    nats.stop();
+    let refused = ingest.commit(&id);
+    assert_eq!(refused.status(), 503, "commit during the outage: {:?}", refused.text());
+    assert_eq!(ingest.status(&id)["state"], "queued");
+    // The NATS client holds the unsent item; killing the process loses it.
+    ingest.kill9();
+    nats.restart();
+    let ingest = Server::start_env(&data, "ingest", &args, &[]);
+    assert_eq!(ingest.commit(&id).status(), 202);
+    let vision = Server::start_env(&data, "vision", &args, &[]);
+    wait_all(&ingest, std::slice::from_ref(&id));
+    drop(vision);
+}

@@ -8,7 +8,7 @@ use crate::registry::{Challenge, DeviceRecord, Registration};
 use crate::{FrameStored, Ingest, Opened};
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::http::{Method, Uri};
 use axum::response::IntoResponse;
@@ -18,10 +18,17 @@ use roadhex_schemas::privacy::{Zone, ZoneShape};
 use roadhex_schemas::signing::TIME_HEADER;
 use roadhex_schemas::state::{CaptureStage, CaptureStatus, FrameStage, FrameStatus, Reason};
 use roadhex_schemas::{Camera, CaptureManifest, FixType, FrameEntry, GnssSample, ImuSample, Mount};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use utoipa::OpenApi;
 
 type S = State<Arc<Ingest>>;
+/// The caller's address, where the server was started with connection info.
+type Peer = Option<axum::Extension<ConnectInfo<SocketAddr>>>;
+
+fn peer_ip(peer: Peer) -> Option<IpAddr> {
+    peer.map(|axum::Extension(ConnectInfo(addr))| addr.ip())
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -96,9 +103,10 @@ pub(crate) async fn readyz(State(ingest): S) -> Result<&'static str> {
 
 /// A single-use nonce a device signs to prove it holds its key.
 #[utoipa::path(post, path = "/v1/devices/challenge", responses((status = 200, body = Challenge, links(
-    ("register" = (operation_id = "register", request_body = json!({"nonce": "$response.body#/nonce"})))))))]
-pub(crate) async fn challenge(State(ingest): S) -> Result<Json<Challenge>> {
-    Ok(Json(ingest.challenge().await?))
+    ("register" = (operation_id = "register", request_body = json!({"nonce": "$response.body#/nonce"}))))),
+    (status = 429, body = ErrorBody, description = "too many registration requests from this address")))]
+pub(crate) async fn challenge(State(ingest): S, peer: Peer) -> Result<Json<Challenge>> {
+    Ok(Json(ingest.challenge(peer_ip(peer)).await?))
 }
 
 /// Registers a device key to a contributor (201 new, 200 already registered).
@@ -109,11 +117,11 @@ pub(crate) async fn challenge(State(ingest): S) -> Result<Json<Challenge>> {
         ("revoke" = (operation_id = "revoke", parameters(("id" = "$response.body#/device_id")))))),
     (status = 200, body = DeviceRecord),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
-pub(crate) async fn register(State(ingest): S, body: Bytes) -> Result<impl IntoResponse> {
+    (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+pub(crate) async fn register(State(ingest): S, peer: Peer, body: Bytes) -> Result<impl IntoResponse> {
     let req: Registration =
         serde_json::from_slice(&body).map_err(|e| IngestError::BadRequest(e.to_string()))?;
-    let (record, created) = ingest.register(&req).await?;
+    let (record, created) = ingest.register(&req, peer_ip(peer)).await?;
     Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(record)))
 }
 
