@@ -9,7 +9,7 @@ setup:
 	@bash deploy/setup.sh
 
 build: setup
-	cargo build --bin roadhex
+	cargo build $(CARGO_FEATURES) --bin roadhex
 
 run: build
 	bash deploy/run.sh

@@ -242,6 +242,13 @@ fn code_of(status: StatusCode) -> &'static str {
     }
 }
 
-fn refusal(status: StatusCode, code: &str, message: String) -> Response {
+/// A refusal made here at the edge, counted with the handlers' own in `roadhex_rejections_total`.
+fn refusal(status: StatusCode, code: &'static str, message: String) -> Response {
+    roadhex_lake::metrics::count(
+        "roadhex_rejections_total",
+        "Requests refused, by error code.",
+        &[("code", code)],
+        1.0,
+    );
     (status, axum::Json(ErrorBody { code: code.to_owned(), message, details: None })).into_response()
 }
