@@ -124,10 +124,8 @@ struct BodySlots {
 /// Holds a slot for every request that carries a body, from before its first byte is read until
 /// its answer is ready.
 async fn body_slot(State(bodies): State<BodySlots>, req: Request, next: Next) -> Response {
-    let headers = req.headers();
-    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
-        || headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).is_some_and(|v| v.trim() != "0");
-    if !has_body {
+    // No body: Content-Length 0 or none (HTTP/1), or END_STREAM on the headers (HTTP/2).
+    if http_body::Body::is_end_stream(req.body()) {
         return next.run(req).await;
     }
     match tokio::time::timeout(bodies.wait, bodies.slots.acquire()).await {
