@@ -153,13 +153,21 @@ impl Driver {
                         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
                         .unwrap_or(1);
                     // The request ends when the answer has been read.
-                    let _ = resp.bytes().await;
+                    let body = resp.bytes().await.unwrap_or_default();
                     let r = &mut log.routes[route];
                     r.micros.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
                     if status.is_success() {
                         return Ok(());
                     }
-                    *r.errors.entry(status.as_u16().to_string()).or_default() += 1;
+                    // Keyed by status and the refusal's code, e.g. `503 overloaded`.
+                    let code = serde_json::from_slice::<serde_json::Value>(&body)
+                        .ok()
+                        .and_then(|v| v["code"].as_str().map(str::to_owned));
+                    let key = match code {
+                        Some(code) => format!("{} {code}", status.as_u16()),
+                        None => status.as_u16().to_string(),
+                    };
+                    *r.errors.entry(key).or_default() += 1;
                     if status.as_u16() != 429 && !status.is_server_error() {
                         return Err(anyhow!("HTTP {status}"));
                     }

@@ -389,20 +389,21 @@ async fn main() {
         .unwrap_or_default();
     // ROADHEX_BENCH_SQL="SELECT …" times one ad-hoc query instead (for tuning).
     let adhoc = std::env::var("ROADHEX_BENCH_SQL").ok();
-    let queries: Vec<String> = adhoc
+    // Each query keeps its number in docs/analysts.md, also when only some run.
+    let (numbers, queries): (Vec<usize>, Vec<String>) = adhoc
         .map(|q| vec![q])
         .unwrap_or_else(doc_queries)
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| only.is_empty() || only.contains(&(i + 1)))
-        .map(|(_, q)| q)
-        .collect();
+        .map(|(i, q)| (i + 1, q))
+        .filter(|(n, _)| only.is_empty() || only.contains(n))
+        .unzip();
     let forms: Vec<(String, bool)> = queries.iter().map(|q| duckdb_form(q)).collect();
     let mut duck = DuckDb::start(&home, &dir);
     // Alternate the engines run by run, so load from elsewhere on the machine hits both alike.
     let (mut df_ms, mut df_rows, mut duck_ms, mut duck_rows) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (q, (dq, _)) in queries.iter().zip(&forms) {
+    for ((q, (dq, _)), number) in queries.iter().zip(&forms).zip(&numbers) {
         engine.query(q).await.expect("warm-up");
         duck.run(dq);
         let (mut a, mut b, mut rows, mut drows) = (Vec::new(), Vec::new(), 0, 0);
@@ -416,8 +417,7 @@ async fn main() {
             drows = n;
         }
         eprintln!(
-            "q{}: datafusion {:.1} ms, duckdb {:.1} ms",
-            df_ms.len() + 1,
+            "q{number}: datafusion {:.1} ms, duckdb {:.1} ms",
             median(a.clone()),
             median(b.clone())
         );
@@ -443,7 +443,7 @@ async fn main() {
         } else {
             ""
         };
-        println!("{:<4} {:>9.1} ms {:>9.1} ms {:>7.2}x {:>10}  {note}", i + 1, ms, dms, ratio, rows);
+        println!("{:<4} {:>9.1} ms {:>9.1} ms {:>7.2}x {:>10}  {note}", numbers[i], ms, dms, ratio, rows);
     }
     println!("worst ratio over exact queries: {worst:.2}x (goal <= 1.5x)");
 }
