@@ -49,8 +49,13 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let read_timeout = limits.read_timeout;
-    let bodies =
-        BodySlots { slots: Arc::new(Semaphore::new(limits.max_bodies_in_flight)), wait: limits.body_wait };
+    let bodies = BodySlots {
+        slots: Arc::new(Semaphore::new(limits.max_bodies_in_flight)),
+        total: limits.max_bodies_in_flight,
+        wait: limits.body_wait,
+        reporting: Arc::default(),
+    };
+    bodies.report();
     // The slot is taken before the read deadline starts: waiting on the server is not the client's
     // slowness.
     let app = app
@@ -118,7 +123,25 @@ pub(crate) async fn serve(
 #[derive(Debug, Clone)]
 struct BodySlots {
     slots: Arc<Semaphore>,
+    total: usize,
     wait: Duration,
+    /// Reading the count and writing the gauge happen together, so the last report wins with the
+    /// latest count.
+    reporting: Arc<std::sync::Mutex<()>>,
+}
+
+impl BodySlots {
+    /// Slots taken right now, for `/metrics`: near the total, uploads are queueing.
+    fn report(&self) {
+        let _one = self.reporting.lock().unwrap_or_else(|e| e.into_inner());
+        let busy = self.total.saturating_sub(self.slots.available_permits());
+        roadhex_lake::metrics::gauge(
+            "roadhex_http_bodies_in_flight",
+            "Requests whose body is being read (of --max-bodies-in-flight).",
+            &[],
+            busy as f64,
+        );
+    }
 }
 
 /// Holds a slot for every request that carries a body, from before its first byte is read until
@@ -129,7 +152,13 @@ async fn body_slot(State(bodies): State<BodySlots>, req: Request, next: Next) ->
         return next.run(req).await;
     }
     match tokio::time::timeout(bodies.wait, bodies.slots.acquire()).await {
-        Ok(Ok(_slot)) => next.run(req).await,
+        Ok(Ok(slot)) => {
+            bodies.report();
+            let resp = next.run(req).await;
+            drop(slot);
+            bodies.report();
+            resp
+        }
         _ => {
             let message = format!(
                 "the server is reading as many uploads as it is configured to; retry in a moment \

@@ -416,11 +416,7 @@ async fn main() {
             b.push(ms);
             drows = n;
         }
-        eprintln!(
-            "q{number}: datafusion {:.1} ms, duckdb {:.1} ms",
-            median(a.clone()),
-            median(b.clone())
-        );
+        eprintln!("q{number}: datafusion {:.1} ms, duckdb {:.1} ms", median(a.clone()), median(b.clone()));
         df_ms.push(median(a));
         df_rows.push(rows);
         duck_ms.push(median(b));

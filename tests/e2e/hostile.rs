@@ -359,8 +359,11 @@ fn bodies_in_flight_and_registrations_per_address_are_capped() {
     assert_eq!(files(&node.server.data), before, "a refused upload changed the store");
     // Operators see them: refusals at the edge are counted with the handlers' own.
     let metrics = node.server.http().get(format!("{}/metrics", node.server.url)).send().expect("metrics");
+    let metrics = metrics.text().expect("text");
     let want = format!("roadhex_rejections_total{{code=\"overloaded\"}} {}", node.frames.len() - 1);
-    assert!(metrics.text().expect("text").lines().any(|l| l == want), "no `{want}` in /metrics");
+    assert!(metrics.lines().any(|l| l == want), "no `{want}` in /metrics");
+    // Both slots are held by the drips.
+    assert!(metrics.lines().any(|l| l == "roadhex_http_bodies_in_flight 2"), "slots in use: {metrics}");
     for d in drips {
         let (status, body, _) = d.join().expect("drip");
         assert_code((status, body), 408, "request_timeout");
