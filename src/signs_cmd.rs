@@ -28,6 +28,9 @@ pub(crate) struct TrainSignsArgs {
     folds: usize,
     #[arg(long, default_value_t = 20)]
     epochs: usize,
+    /// Synthetic plates per drawable class added to the classifier's training samples (0: none).
+    #[arg(long, default_value_t = 150)]
+    synthetic: usize,
     #[arg(long, default_value_t = 20_261_202)]
     seed: u64,
     /// Verifier threshold when there are no folds.
@@ -77,6 +80,7 @@ pub(crate) async fn train_signs(a: TrainSignsArgs) -> anyhow::Result<ExitCode> {
     let opts = train::TrainOptions {
         folds: a.folds,
         epochs: a.epochs,
+        synthetic: a.synthetic,
         seed: a.seed,
         threshold: a.threshold,
         version: a.version,

@@ -63,32 +63,39 @@ pub fn read(p: &std::path::Path) -> Result<opencv::core::Mat> {
     Ok(img)
 }
 
+/// The detections kept at `threshold` (their count) and those that match an annotated sign, with
+/// its true class: greedy, best score first, each sign matched once.
+fn matches(r: &SceneResult, threshold: f32) -> (usize, Vec<(usize, &SignDetection)>) {
+    let mut kept: Vec<&SignDetection> = r.candidates.iter().filter(|d| d.score >= threshold).collect();
+    kept.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut used = vec![false; r.truth.len()];
+    let mut out = Vec::new();
+    for d in &kept {
+        let best = r
+            .truth
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !used[*i])
+            .map(|(i, (t, _))| (i, iou(*t, d.rect)))
+            .filter(|(_, v)| *v >= MATCH_IOU)
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((i, _)) = best {
+            used[i] = true;
+            out.push((r.truth[i].1, *d));
+        }
+    }
+    (kept.len(), out)
+}
+
 /// Metrics of the candidates at `threshold`.
 pub fn score(results: &[SceneResult], threshold: f32) -> Metrics {
     let (mut signs, mut dets, mut tp, mut right) = (0, 0, 0, 0);
     for r in results {
         signs += r.truth.len();
-        let mut kept: Vec<&SignDetection> = r.candidates.iter().filter(|d| d.score >= threshold).collect();
-        kept.sort_by(|a, b| b.score.total_cmp(&a.score));
-        dets += kept.len();
-        let mut used = vec![false; r.truth.len()];
-        for d in kept {
-            let best = r
-                .truth
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !used[*i])
-                .map(|(i, (t, _))| (i, iou(*t, d.rect)))
-                .filter(|(_, v)| *v >= MATCH_IOU)
-                .max_by(|a, b| a.1.total_cmp(&b.1));
-            if let Some((i, _)) = best {
-                used[i] = true;
-                tp += 1;
-                if super::classes::id(d.class) == Some(r.truth[i].1) {
-                    right += 1;
-                }
-            }
-        }
+        let (kept, matched) = matches(r, threshold);
+        dets += kept;
+        tp += matched.len();
+        right += matched.iter().filter(|(t, d)| super::classes::id(d.class) == Some(*t)).count();
     }
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     Metrics {
@@ -103,6 +110,23 @@ pub fn score(results: &[SceneResult], threshold: f32) -> Metrics {
         ms_per_frame: 0.0,
         decode_ms_per_frame: 0.0,
     }
+}
+
+/// Wrong classes among correct detections at `threshold`: (true class, predicted class, count),
+/// most frequent first. Training logs and stores them, so a model's weak spots are on record.
+pub fn confusions(results: &[SceneResult], threshold: f32) -> Vec<(String, String, usize)> {
+    let mut counts: std::collections::BTreeMap<(String, String), usize> = Default::default();
+    for r in results {
+        for (truth, d) in matches(r, threshold).1 {
+            if super::classes::id(d.class) != Some(truth) {
+                let name = super::classes::NAMES.get(truth).copied().unwrap_or("?");
+                *counts.entry((name.to_owned(), d.class.to_owned())).or_default() += 1;
+            }
+        }
+    }
+    let mut out: Vec<(String, String, usize)> = counts.into_iter().map(|((t, p), n)| (t, p, n)).collect();
+    out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    out
 }
 
 /// The threshold with the best recall at precision ≥ `min_precision`, else the best F1.

@@ -10,6 +10,7 @@ pub mod features;
 pub mod locate;
 pub mod mlp;
 pub mod propose;
+pub mod synth;
 pub mod table;
 pub mod train;
 

@@ -13,6 +13,7 @@ use super::eval::{self, Metrics, SceneResult};
 use super::features::{Jitter, Patch, SIDE, describe, patch};
 use super::mlp::{Mlp, TrainConfig};
 use super::propose::propose;
+use super::synth;
 use crate::anonymize::geometry::iou;
 use crate::error::Result;
 use opencv::core::{Mat, Rect, Size};
@@ -27,6 +28,8 @@ pub struct TrainOptions {
     pub folds: usize,
     /// Jittered samples per class for the classifier.
     pub per_class: usize,
+    /// Synthetic plates per drawn class (`synth::DRAWN`) added to the classifier's samples.
+    pub synthetic: usize,
     pub epochs: usize,
     /// Hidden units of the classifier (the verifier has the default).
     pub hidden: usize,
@@ -43,6 +46,7 @@ impl Default for TrainOptions {
         Self {
             folds: 5,
             per_class: 240,
+            synthetic: 150,
             epochs: 20,
             hidden: 128,
             seed: 20_261_202,
@@ -59,6 +63,8 @@ impl Default for TrainOptions {
 pub struct TrainReport {
     /// Out-of-fold metrics at the chosen threshold (None without folds).
     pub cross_validation: Option<Metrics>,
+    /// Out-of-fold class confusions at that threshold: (true, predicted, count).
+    pub confusions: Vec<(String, String, usize)>,
     pub folds: usize,
     pub threshold: f32,
     pub classifier_samples: usize,
@@ -89,6 +95,7 @@ pub fn train(
     let scene_ix: Vec<usize> = (0..all.len()).filter(|i| all[*i].scene).collect();
     let mut threshold = opts.threshold;
     let mut cv = None;
+    let mut confusions = Vec::new();
     if opts.folds > 1 && scene_ix.len() >= opts.folds {
         let mut pooled: Vec<SceneResult> = Vec::new();
         for k in 0..opts.folds {
@@ -105,11 +112,13 @@ pub fn train(
         }
         threshold = eval::pick_threshold(&pooled, opts.min_precision);
         cv = Some(eval::score(&pooled, threshold));
+        confusions = eval::confusions(&pooled, threshold);
     }
     let used: Vec<&Loaded> = all.iter().collect();
     let (model, classifier_samples, verifier_samples) = fit(&used, opts, threshold)?;
     let report = TrainReport {
         cross_validation: cv,
+        confusions,
         folds: opts.folds,
         threshold,
         classifier_samples,
@@ -121,8 +130,12 @@ pub fn train(
 
 fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignModel, usize, usize)> {
     let mut rng = SplitMix64(opts.seed);
-    let (cx, cy) = classifier_samples(items, opts.per_class, &mut rng)?;
+    let (mut cx, mut cy) = classifier_samples(items, opts.per_class, &mut rng)?;
+    // The verifier learns from real plates only: drawn ones would teach it what paint looks like.
     let (mut vx, mut vy) = (cx.clone(), vec![1usize; cx.len()]);
+    let (sx, sy) = synthetic_samples(items, opts.synthetic, &mut rng)?;
+    cx.extend(sx);
+    cy.extend(sy);
     for it in items.iter().filter(|i| i.scene) {
         for rect in propose(&it.img)? {
             let best = it.signs.iter().map(|(t, _)| iou(*t, rect)).fold(0.0f32, f32::max);
@@ -176,17 +189,64 @@ fn classifier_samples(
             x.push(describe(&patch(&it.img, *rect, None)?));
             y.push(*c);
             for _ in 1..copies {
-                let j = Jitter {
-                    scale: 0.88 + 0.24 * rng.unit(),
-                    dx: 0.16 * (rng.unit() - 0.5),
-                    dy: 0.16 * (rng.unit() - 0.5),
-                    angle_deg: 14.0 * (rng.unit() - 0.5),
-                };
-                let mut p = patch(&it.img, *rect, Some(j))?;
+                let mut p = patch(&it.img, *rect, Some(jitter(rng)))?;
                 photometric(&mut p, rng)?;
                 x.push(describe(&p));
                 y.push(*c);
             }
+        }
+    }
+    Ok((x, y))
+}
+
+fn jitter(rng: &mut SplitMix64) -> Jitter {
+    Jitter {
+        scale: 0.88 + 0.24 * rng.unit(),
+        dx: 0.16 * (rng.unit() - 0.5),
+        dy: 0.16 * (rng.unit() - 0.5),
+        angle_deg: 14.0 * (rng.unit() - 0.5),
+    }
+}
+
+/// `per_class` drawn plates of every class `synth` can draw, each on a random patch of a training
+/// scene, seen a little obliquely (narrower than tall), softened like a photographed plate.
+fn synthetic_samples(
+    items: &[&Loaded],
+    per_class: usize,
+    rng: &mut SplitMix64,
+) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
+    let scenes: Vec<&Loaded> = items.iter().filter(|i| i.scene).copied().collect();
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    if scenes.is_empty() {
+        return Ok((x, y));
+    }
+    for &class in &synth::DRAWN {
+        let mut made = 0;
+        // Bounded: a scene too small for the plate is skipped, not retried forever.
+        for _ in 0..per_class * 4 {
+            if made == per_class {
+                break;
+            }
+            let scene = &scenes[rng.below(scenes.len() as u64) as usize].img;
+            let side = 40 + i32::try_from(rng.below(70)).unwrap_or(0);
+            let w = (f64::from(side) * (0.82 + 0.18 * rng.unit())) as i32;
+            let (bw, bh) = (w + 2 * side, 3 * side);
+            if scene.cols() <= bw || scene.rows() <= bh {
+                continue;
+            }
+            let x0 = i32::try_from(rng.below(u64::try_from(scene.cols() - bw).unwrap_or(1))).unwrap_or(0);
+            let y0 = i32::try_from(rng.below(u64::try_from(scene.rows() - bh).unwrap_or(1))).unwrap_or(0);
+            let mut bg = Mat::roi(scene, Rect::new(x0, y0, bw, bh))?.try_clone()?;
+            let rect = Rect::new(side, side, w, side);
+            synth::draw(&mut bg, rect, class, rng)?;
+            let sigma = 0.6 + 1.2 * rng.unit();
+            let mut soft = Mat::default();
+            imgproc::gaussian_blur_def(&bg, &mut soft, Size::new(0, 0), sigma)?;
+            let mut p = patch(&soft, rect, Some(jitter(rng)))?;
+            photometric(&mut p, rng)?;
+            x.push(describe(&p));
+            y.push(class);
+            made += 1;
         }
     }
     Ok((x, y))
