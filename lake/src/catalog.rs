@@ -7,7 +7,8 @@ use crate::store::Lake;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use roadhex_schemas::tables::{PARTITION_COLUMN, Table};
 use std::sync::Arc;
@@ -18,7 +19,16 @@ const LAKE_URL: &str = "roadhex://lake/";
 
 /// A session with every table registered (empty tables included, with their full schema).
 pub fn session(lake: &Lake) -> Result<SessionContext> {
-    session_with(lake, Arc::new(RuntimeEnv::default()))
+    session_with(lake, runtime_builder().build_arc()?)
+}
+
+/// The runtime every roadhex session starts from. DataFusion caches directory listings forever
+/// by default, and a runtime outlives its first query (the SQL engine keeps one for the node's
+/// life), so that cache would hide every file written since: it is off. Footers and statistics
+/// stay cached: lake files are immutable and their cache entries are checked against size and
+/// modification time.
+pub(crate) fn runtime_builder() -> RuntimeEnvBuilder {
+    RuntimeEnvBuilder::new().with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
 }
 
 /// [`session`] on a given runtime (memory pool and spill limits shared by the sessions that use it).
@@ -64,7 +74,7 @@ pub(crate) fn register_tables(ctx: &SessionContext) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[tokio::test]
@@ -78,28 +88,30 @@ mod tests {
         }
     }
 
+    /// `n` rows of `epochs` for epoch `key` (any table would do; this one is small).
+    pub(crate) fn epoch_rows(key: &str, n: usize) -> datafusion::arrow::array::RecordBatch {
+        use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
+        let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+        let ts = || Arc::new(TimestampMillisecondArray::from(vec![0i64; n]).with_timezone("UTC")) as ArrayRef;
+        let cols: Vec<ArrayRef> = vec![
+            text(key),
+            ts(),
+            ts(),
+            ts(),
+            text("v1"),
+            Arc::new(datafusion::arrow::array::UInt64Array::from(vec![7u64; n])),
+            Arc::new(Float64Array::from(vec![1.0; n])),
+            text("00"),
+            ts(),
+        ];
+        datafusion::arrow::array::RecordBatch::try_new(Table::Epochs.schema(), cols).expect("batch")
+    }
+
     #[tokio::test]
     async fn reads_written_files_with_the_date_partition() {
-        use datafusion::arrow::array::{ArrayRef, Float64Array, StringArray, TimestampMillisecondArray};
         let lake = Lake::open("memory://").expect("open");
         for (date, key, n) in [("2026-05-01", "a", 2usize), ("2026-05-02", "b", 3)] {
-            let t = Table::Epochs;
-            let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
-            let ts =
-                || Arc::new(TimestampMillisecondArray::from(vec![0i64; n]).with_timezone("UTC")) as ArrayRef;
-            let cols: Vec<ArrayRef> = vec![
-                text(key),
-                ts(),
-                ts(),
-                ts(),
-                text("v1"),
-                Arc::new(datafusion::arrow::array::UInt64Array::from(vec![7u64; n])),
-                Arc::new(Float64Array::from(vec![1.0; n])),
-                text("00"),
-                ts(),
-            ];
-            let batch = datafusion::arrow::array::RecordBatch::try_new(t.schema(), cols).expect("batch");
-            crate::writer::append(&lake, t, date, key, &[batch]).await.expect("append");
+            crate::writer::append(&lake, Table::Epochs, date, key, &[epoch_rows(key, n)]).await.expect("append");
         }
         let ctx = session(&lake).expect("session");
         let df = ctx

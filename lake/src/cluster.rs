@@ -16,7 +16,7 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
 use datafusion::common::tree_node::{Transformed, TransformedResult as _, TreeNode as _};
 use datafusion::config::ConfigOptions;
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::physical_expr::{Partitioning, PhysicalExpr, expressions::Column};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
@@ -54,7 +54,7 @@ pub fn remote_session(lake: &Lake, url: &str) -> Result<SessionContext> {
     // static planner only). The static planner gives the local engine's answers.
     let config = SessionConfigExt::upgrade_for_ballista(catalog::config()?)
         .with_ballista_adaptive_query_planner(false);
-    let state = lake_state(lake, config, Arc::new(RuntimeEnv::default()))?;
+    let state = lake_state(lake, config, catalog::runtime_builder().build_arc()?)?;
     let ctx = SessionContext::new_with_state(state.upgrade_for_ballista(scheduler)?);
     // The upgrade resets the function list to Ballista's defaults: add ours again.
     crate::udf::register(&ctx);
@@ -89,7 +89,7 @@ pub async fn run_scheduler(lake: Lake, bind: SocketAddr) -> Result<()> {
         external_host: bind.ip().to_string(),
         // Client sessions arrive with their config; plan them with the lake's store and functions.
         override_session_builder: Some(Arc::new(move |config: SessionConfig| {
-            let state = lake_state(&builder_lake, config, Arc::new(RuntimeEnv::default()))
+            let state = lake_state(&builder_lake, config, catalog::runtime_builder().build_arc()?)
                 .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))?;
             Ok(SessionStateBuilder::new_from_existing(state)
                 .with_physical_optimizer_rule(Arc::new(UnionBranchStages))
@@ -127,7 +127,7 @@ pub async fn run_executor(lake: Lake, options: ExecutorOptions) -> Result<()> {
         work_dir,
         override_function_registry: Some(Arc::new(functions)),
         override_runtime_producer: Some(Arc::new(move |_config: &SessionConfig| {
-            let mut builder = RuntimeEnvBuilder::new();
+            let mut builder = catalog::runtime_builder();
             if let Some(dir) = &spill_dir {
                 builder = builder.with_temp_file_path(dir);
             }
@@ -151,7 +151,7 @@ fn lake_state(lake: &Lake, config: SessionConfig, runtime: Arc<RuntimeEnv>) -> R
 
 /// DataFusion's functions plus roadhex's, as executors resolve them by name in task plans.
 fn function_registry(lake: &Lake) -> Result<BallistaFunctionRegistry> {
-    let state = lake_state(lake, SessionConfig::new(), Arc::new(RuntimeEnv::default()))?;
+    let state = lake_state(lake, SessionConfig::new(), catalog::runtime_builder().build_arc()?)?;
     let mut registry = BallistaFunctionRegistry::default();
     registry
         .scalar_functions

@@ -8,7 +8,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt as _;
 use std::path::PathBuf;
@@ -143,7 +143,7 @@ impl SqlEngine {
                 .map_err(|e| LakeError::BadUrl { url: dir.display().to_string(), reason: e.to_string() })?;
             disk = disk.with_mode(DiskManagerMode::Directories(vec![dir.clone()]));
         }
-        let runtime = RuntimeEnvBuilder::new()
+        let runtime = crate::catalog::runtime_builder()
             .with_memory_pool(Arc::new(FairSpillPool::new(limits.memory_bytes)))
             .with_disk_manager_builder(disk)
             .build_arc()?;
@@ -392,6 +392,33 @@ mod tests {
         }
         // URL tables stay off: a path is not a table name.
         assert_eq!(e.query("SELECT * FROM '/etc/passwd'").await.expect_err("url").code(), "sql_invalid");
+    }
+
+    #[tokio::test]
+    async fn the_next_query_sees_new_files() {
+        // One engine serves the node's lifetime, so nothing it caches may hide a file written
+        // after its first query, nor show one that compaction replaced.
+        let lake = crate::Lake::open("memory://").expect("open");
+        let e = SqlEngine::new(lake.clone(), SqlLimits::default()).expect("engine");
+        let count = |sql: &'static str| {
+            let e = e.clone();
+            async move {
+                let r = e.query(sql).await.expect("query");
+                r.batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().expect("i64").value(0)
+            }
+        };
+        let all = "SELECT count(*) FROM epochs";
+        let day = "SELECT count(*) FROM epochs WHERE date = '2026-05-02'";
+        assert_eq!((count(all).await, count(day).await), (0, 0));
+        let t = roadhex_schemas::tables::Table::Epochs;
+        crate::writer::append(&lake, t, "2026-05-01", "a", &[crate::catalog::tests::epoch_rows("a", 2)])
+            .await
+            .expect("append");
+        assert_eq!((count(all).await, count(day).await), (2, 0));
+        crate::writer::append(&lake, t, "2026-05-02", "b", &[crate::catalog::tests::epoch_rows("b", 3)])
+            .await
+            .expect("append");
+        assert_eq!((count(all).await, count(day).await), (5, 3));
     }
 
     #[tokio::test]
