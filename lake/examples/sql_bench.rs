@@ -3,7 +3,9 @@
 //! roadhex's catalog, UDFs and visibility rules) and in DuckDB on the same Parquet files, same run.
 //!
 //! The lake (default 10 M frames, `ROADHEX_BENCH_FRAMES`) is written once with the real table
-//! writer into `~/.cache/roadhex/bench/sql-{frames}` and reused while its stamp matches.
+//! writer into `~/.cache/roadhex/bench/sql-{frames}`, compacted by the real compaction (each
+//! day's eight flushes per table merged into one file, as on a node), and reused while its stamp
+//! matches.
 //! DuckDB gets the same SQL with two macros for our UDFs (`h3_to_string`, `h3_parent` by bit
 //! arithmetic, exact); queries using `h3_distance` or `h3_boundary_wkt` run in DuckDB without that
 //! call and are marked so. Each figure is the median of 5 runs after one warm-up, the two engines
@@ -27,6 +29,8 @@ const FRAMES_PER_CAPTURE: usize = 100;
 const CONTRIBUTORS: u64 = 2_000;
 const DEVICES: u64 = 3_000;
 const REPS: usize = 5;
+/// Files each table's day arrives in before compaction (the default `min_files`).
+const FLUSHES: usize = 8;
 /// 2026-01-05, a Monday.
 const START_MS: i64 = 1_767_571_200_000;
 
@@ -221,7 +225,8 @@ async fn generate(dir: &Path, frames: usize) {
         let features: Vec<Row> = frame_rows.iter().filter(|r| mix(r.cell) % 100 == 1).map(copy).collect();
         let rewards: Vec<Row> =
             coverage_rows.iter().filter(|r| mix(r.cell).is_multiple_of(3)).map(copy).collect();
-        // Four files per partition per table, as after compaction of a day's flushes.
+        // A day arrives in FLUSHES files per table, which the real compaction (run below) merges as
+        // a node's would; rewards and features, which their owner writes whole, arrive in one.
         for (table, rows) in [
             (Table::Frames, &frame_rows),
             (Table::Telemetry, &frame_rows),
@@ -231,7 +236,8 @@ async fn generate(dir: &Path, frames: usize) {
             (Table::Features, &features),
             (Table::Rewards, &rewards),
         ] {
-            for (k, chunk) in rows.chunks(rows.len().div_ceil(4).max(1)).enumerate() {
+            let flushes = if matches!(table, Table::Rewards | Table::Features) { 1 } else { FLUSHES };
+            for (k, chunk) in rows.chunks(rows.len().div_ceil(flushes).max(1)).enumerate() {
                 roadhex_lake::writer::append(
                     &lake,
                     table,
@@ -246,6 +252,21 @@ async fn generate(dir: &Path, frames: usize) {
         eprint!("\rgenerating: day {}/{DAYS} ({:.0} s)", day + 1, started.elapsed().as_secs_f64());
     }
     eprintln!();
+    // Replaced files are deleted at once (no grace period): DuckDB globs the directories and
+    // knows nothing of compaction markers.
+    let config = roadhex_lake::compact::CompactionConfig {
+        min_files: FLUSHES,
+        grace_s: 0,
+        ..roadhex_lake::compact::CompactionConfig::default()
+    };
+    let report = roadhex_lake::compact::run(&lake, &config).await.expect("compaction");
+    eprintln!(
+        "compacted {} partitions ({} files replaced, {} deleted) in {:.0} s",
+        report.partitions,
+        report.files_replaced,
+        report.files_deleted,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 fn copy(r: &Row) -> Row {
@@ -362,7 +383,7 @@ async fn main() {
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
     let dir = home.join(format!(".cache/roadhex/bench/sql-{frames}"));
     let stamp = dir.join("STAMP");
-    let want = format!("v3 {frames}\n");
+    let want = format!("v4 {frames}\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("bench dir");
@@ -416,7 +437,7 @@ async fn main() {
             b.push(ms);
             drows = n;
         }
-        eprintln!("q{number}: datafusion {:.1} ms, duckdb {:.1} ms", median(a.clone()), median(b.clone()));
+        eprintln!("q{number}: datafusion {:.1} ms, duckdb {:.1} ms {a:.0?} {b:.0?}", median(a.clone()), median(b.clone()));
         df_ms.push(median(a));
         df_rows.push(rows);
         duck_ms.push(median(b));

@@ -3,7 +3,7 @@
 use crate::error::{LakeError, Result};
 use crate::store::Lake;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -195,7 +195,7 @@ impl SqlEngine {
     pub async fn schema(&self, sql: &str) -> Result<SchemaRef> {
         let ctx = self.session()?;
         let df = plan(&ctx, sql).await.map_err(|e| self.classify(e))?;
-        Ok(Arc::new(df.schema().as_arrow().clone()))
+        Ok(plain_strings(&Arc::new(df.schema().as_arrow().clone())))
     }
 }
 
@@ -212,10 +212,10 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> 
 async fn run(ctx: &SessionContext, sql: &str, max_rows: usize) -> DfResult<QueryResult> {
     let df = plan(ctx, sql).await?;
     let mut stream = df.execute_stream().await?;
-    let schema = stream.schema();
+    let schema = plain_strings(&stream.schema());
     let (mut batches, mut rows, mut truncated) = (Vec::new(), 0usize, false);
     while let Some(batch) = stream.next().await {
-        let batch = batch?;
+        let batch = to_schema(batch?, &schema)?;
         let room = max_rows - rows;
         if batch.num_rows() > room {
             batches.push(batch.slice(0, room));
@@ -226,6 +226,38 @@ async fn run(ctx: &SessionContext, sql: &str, max_rows: usize) -> DfResult<Query
         batches.push(batch);
     }
     Ok(QueryResult { schema, batches, truncated })
+}
+
+/// `schema` with string views as plain strings: tables are scanned as views (see
+/// `catalog::read_schema`), but results keep the types the docs list, which every Arrow, Parquet
+/// and Flight SQL client reads.
+fn plain_strings(schema: &SchemaRef) -> SchemaRef {
+    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Utf8View) {
+        return Arc::clone(schema);
+    }
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8View => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)),
+            _ => Arc::clone(f),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` cast to `schema` (from [`plain_strings`] of its own).
+fn to_schema(batch: RecordBatch, schema: &SchemaRef) -> DfResult<RecordBatch> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| datafusion::arrow::compute::cast(c, f.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Sorts a DataFusion error into what the caller did wrong (with the position in the query when
