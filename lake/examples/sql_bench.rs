@@ -437,7 +437,11 @@ async fn main() {
             b.push(ms);
             drows = n;
         }
-        eprintln!("q{number}: datafusion {:.1} ms, duckdb {:.1} ms {a:.0?} {b:.0?}", median(a.clone()), median(b.clone()));
+        eprintln!(
+            "q{number}: datafusion {:.1} ms, duckdb {:.1} ms {a:.0?} {b:.0?}",
+            median(a.clone()),
+            median(b.clone())
+        );
         df_ms.push(median(a));
         df_rows.push(rows);
         duck_ms.push(median(b));

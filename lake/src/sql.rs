@@ -3,7 +3,7 @@
 use crate::error::{LakeError, Result};
 use crate::store::Lake;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::context::SQLOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -232,18 +232,7 @@ async fn run(ctx: &SessionContext, sql: &str, max_rows: usize) -> DfResult<Query
 /// `catalog::read_schema`), but results keep the types the docs list, which every Arrow, Parquet
 /// and Flight SQL client reads.
 fn plain_strings(schema: &SchemaRef) -> SchemaRef {
-    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Utf8View) {
-        return Arc::clone(schema);
-    }
-    let fields: Vec<FieldRef> = schema
-        .fields()
-        .iter()
-        .map(|f| match f.data_type() {
-            DataType::Utf8View => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8)),
-            _ => Arc::clone(f),
-        })
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    crate::catalog::retyped(schema, &DataType::Utf8View, &DataType::Utf8)
 }
 
 /// `batch` cast to `schema` (from [`plain_strings`] of its own).
@@ -436,7 +425,12 @@ mod tests {
             let e = e.clone();
             async move {
                 let r = e.query(sql).await.expect("query");
-                r.batches[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().expect("i64").value(0)
+                r.batches[0]
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .expect("i64")
+                    .value(0)
             }
         };
         let all = "SELECT count(*) FROM epochs";

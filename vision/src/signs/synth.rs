@@ -46,7 +46,10 @@ impl Pen<'_> {
     }
 
     fn disc(&mut self, r: f64, c: Scalar) -> Result<()> {
-        let axes = Size::new(((r * self.rx * ONE).round() as i32).max(1), ((r * self.ry * ONE).round() as i32).max(1));
+        let axes = Size::new(
+            ((r * self.rx * ONE).round() as i32).max(1),
+            ((r * self.ry * ONE).round() as i32).max(1),
+        );
         imgproc::ellipse(self.img, self.p((0.0, 0.0)), axes, 0.0, 0.0, 360.0, c, -1, LINE_AA, SHIFT)?;
         Ok(())
     }
@@ -75,7 +78,11 @@ impl Pen<'_> {
             let off = f64::from(k) * 0.14;
             let half = (r * r - off * off / 2.0).max(0.0).sqrt();
             let mid = (off / 2.0, off / 2.0);
-            self.stroke(&[(mid.0 - half * s, mid.1 + half * s), (mid.0 + half * s, mid.1 - half * s)], 0.03, c)?;
+            self.stroke(
+                &[(mid.0 - half * s, mid.1 + half * s), (mid.0 + half * s, mid.1 - half * s)],
+                0.03,
+                c,
+            )?;
         }
         Ok(())
     }
@@ -101,7 +108,12 @@ impl Pen<'_> {
         let ink = Mat::roi(&glyphs, ink)?;
         let (tw, th) = ((w * self.rx).round() as i32, (h * self.ry).round() as i32);
         let (x, y) = self.at(centre);
-        let dst = Rect::new((x - f64::from(tw - 1) / 2.0).round() as i32, (y - f64::from(th - 1) / 2.0).round() as i32, tw, th);
+        let dst = Rect::new(
+            (x - f64::from(tw - 1) / 2.0).round() as i32,
+            (y - f64::from(th - 1) / 2.0).round() as i32,
+            tw,
+            th,
+        );
         let bounds = Rect::new(0, 0, self.img.cols(), self.img.rows());
         if tw < 2 || th < 2 || (dst & bounds) != dst {
             return Ok(());
@@ -212,8 +224,11 @@ pub fn draw(img: &mut Mat, rect: Rect, class: usize, rng: &mut SplitMix64) -> Re
                 }
                 _ => {
                     pen.poly(&[(-0.17, -0.35), (0.17, -0.35), (0.17, 0.65), (-0.17, 0.65)], paint.black)?;
-                    let (red, amber, green) =
-                        (paint.red, Scalar::new(20.0, 170.0, 240.0, 0.0), Scalar::new(60.0, 160.0, 40.0, 0.0));
+                    let (red, amber, green) = (
+                        paint.red,
+                        Scalar::new(20.0, 170.0, 240.0, 0.0),
+                        Scalar::new(60.0, 160.0, 40.0, 0.0),
+                    );
                     for (v, c) in [(-0.18, red), (0.15, amber), (0.48, green)] {
                         pen.disc_at((0.0, v), 0.12, c)?;
                     }
@@ -229,7 +244,10 @@ pub fn draw(img: &mut Mat, rect: Rect, class: usize, rng: &mut SplitMix64) -> Re
         13 => {
             pen.poly(&[(-1.0, -1.0), (1.0, -1.0), (0.0, 1.0)], paint.red)?;
             let s = 0.55 + 0.1 * rng.unit();
-            pen.poly(&[(-s, -1.0 + 0.42 * s), (s, -1.0 + 0.42 * s), (0.0, 1.0 - 0.9 * (1.0 - s))], paint.white)?;
+            pen.poly(
+                &[(-s, -1.0 + 0.42 * s), (s, -1.0 + 0.42 * s), (0.0, 1.0 - 0.9 * (1.0 - s))],
+                paint.white,
+            )?;
         }
         14 => {
             pen.poly(&octagon(1.0), paint.white)?;
@@ -295,7 +313,11 @@ fn truck(pen: &mut Pen<'_>, u: f64, c: Scalar) -> Result<()> {
 }
 
 fn two_vehicles(pen: &mut Pen<'_>, left: Scalar, right: Scalar, lorry: bool) -> Result<()> {
-    if lorry { truck(pen, -0.3, left)? } else { car(pen, -0.3, left)? }
+    if lorry {
+        truck(pen, -0.3, left)?
+    } else {
+        car(pen, -0.3, left)?
+    }
     car(pen, 0.3, right)
 }
 
@@ -355,17 +377,16 @@ mod tests {
     fn every_drawn_class_paints_its_box_and_only_it() {
         let mut rng = SplitMix64(7);
         for class in DRAWN {
-            let mut img =
-                Mat::new_rows_cols_with_default(120, 120, opencv::core::CV_8UC3, Scalar::all(0.0)).expect("mat");
+            let mut img = Mat::new_rows_cols_with_default(120, 120, opencv::core::CV_8UC3, Scalar::all(0.0))
+                .expect("mat");
             assert!(draw(&mut img, Rect::new(30, 30, 60, 60), class, &mut rng).expect("draw"));
             let grey = {
                 let mut g = Mat::default();
                 imgproc::cvt_color_def(&img, &mut g, imgproc::COLOR_BGR2GRAY).expect("grey");
                 g
             };
-            let count = |r: Rect| {
-                opencv::core::count_non_zero(&Mat::roi(&grey, r).expect("roi")).expect("count")
-            };
+            let count =
+                |r: Rect| opencv::core::count_non_zero(&Mat::roi(&grey, r).expect("roi")).expect("count");
             let inside = count(Rect::new(30, 30, 60, 60));
             // OpenCV's anti-aliasing feathers edges by up to a pixel (a little more at sharp
             // polygon corners): the ring around the box may be shaded, next to nothing beyond it.
@@ -373,7 +394,8 @@ mod tests {
             assert!(inside > 60 * 60 / 3, "class {class} paints {inside} pixels");
             assert!(spill <= 8, "class {class} spills {spill} pixels");
         }
-        let mut img = Mat::new_rows_cols_with_default(50, 50, opencv::core::CV_8UC3, Scalar::all(0.0)).expect("mat");
+        let mut img =
+            Mat::new_rows_cols_with_default(50, 50, opencv::core::CV_8UC3, Scalar::all(0.0)).expect("mat");
         assert!(!draw(&mut img, Rect::new(5, 5, 40, 40), 22, &mut rng).expect("draw"));
     }
 }
