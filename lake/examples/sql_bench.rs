@@ -383,7 +383,7 @@ async fn main() {
     let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
     let dir = home.join(format!(".cache/roadhex/bench/sql-{frames}"));
     let stamp = dir.join("STAMP");
-    let want = format!("v4 {frames}\n");
+    let want = format!("v5 {frames}\n");
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("bench dir");

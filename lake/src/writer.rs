@@ -31,8 +31,11 @@ pub fn geoparquet_metadata(table: Table) -> Option<String> {
     )
 }
 
-/// Rows per Parquet row group.
-pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+/// Rows per Parquet row group. Large groups scan fastest (one dictionary and one set of column
+/// chunks per group: 64 K-row groups made full scans about 10 % slower); area filters still prune
+/// inside a group through the page index (pages of 20 K rows, whose H3 min/max are tight once
+/// compaction has sorted the file by cell).
+pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
 
 /// Encodes batches as one Parquet file.
 pub fn encode(table: Table, batches: &[RecordBatch]) -> Result<Vec<u8>> {
@@ -40,8 +43,9 @@ pub fn encode(table: Table, batches: &[RecordBatch]) -> Result<Vec<u8>> {
     let kv = geo.clone().map(|geo| vec![KeyValue::new("geo".to_owned(), geo)]);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        // Row groups small enough that min/max statistics on the H3 columns prune by area.
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        // Page statistics (the column index) are what area filters prune with: say so explicitly.
+        .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Page)
         .set_key_value_metadata(kv)
         .build();
     // Readers that take the schema from the embedded Arrow schema (pyarrow, GeoPandas) find `geo`
