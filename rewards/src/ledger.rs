@@ -21,8 +21,8 @@ pub fn key(epoch_id: &str) -> String {
     format!("epoch-{epoch_id}")
 }
 
-/// Rows per rewards file; files are encoded in parallel.
-pub const PART_ROWS: usize = 1 << 21;
+/// Rows per rewards file (one Parquet row group); files are encoded in parallel.
+pub const PART_ROWS: usize = roadhex_lake::writer::ROW_GROUP_ROWS;
 
 /// Key of rewards part `k` of an epoch.
 pub fn part_key(epoch_id: &str, k: usize) -> String {
@@ -131,24 +131,32 @@ pub async fn write(lake: &Lake, inputs: &Inputs, l: &Ledger) -> Result<Written> 
     Ok(Written { existed, unchanged })
 }
 
-/// Encodes each chunk as one Parquet file, two at a time.
+/// Encodes each chunk as one Parquet file, one worker per core taking the next chunk as it
+/// finishes one (a fixed split of five parts over two threads left one idle for a third of the write).
 fn encode_parts(inputs: &Inputs, l: &Ledger, chunks: &[&[Credit]]) -> Result<Vec<Vec<u8>>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let encode_one =
-        |c: &&[Credit]| -> Result<Vec<u8>> { Ok(encode(Table::Rewards, &[rewards_batch(inputs, l, c)?])?) };
-    let (even, odd) = std::thread::scope(|s| {
-        let odd = s.spawn(|| chunks.iter().skip(1).step_by(2).map(encode_one).collect::<Vec<_>>());
-        let even: Vec<_> = chunks.iter().step_by(2).map(encode_one).collect();
-        (even, odd.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-    });
-    let mut out = Vec::with_capacity(chunks.len());
-    let (mut even, mut odd) = (even.into_iter(), odd.into_iter());
-    for k in 0..chunks.len() {
-        let next = if k % 2 == 0 { even.next() } else { odd.next() };
-        if let Some(part) = next {
-            out.push(part?);
+        |c: &[Credit]| -> Result<Vec<u8>> { Ok(encode(Table::Rewards, &[rewards_batch(inputs, l, c)?])?) };
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(chunk) = chunks.get(k) else { return done };
+            done.push((k, encode_one(chunk)));
         }
-    }
-    Ok(out)
+    };
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).min(chunks.len()).max(1);
+    let mut done: Vec<(usize, Result<Vec<u8>>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..workers).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for h in handles {
+            all.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        }
+        all
+    });
+    done.sort_by_key(|(k, _)| *k);
+    done.into_iter().map(|(_, part)| part).collect()
 }
 
 #[cfg(test)]
