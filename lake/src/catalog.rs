@@ -92,7 +92,11 @@ pub(crate) fn register_tables(ctx: &SessionContext) -> Result<()> {
             .with_table_partition_cols(vec![(PARTITION_COLUMN.to_owned(), DataType::Utf8)]);
         let config =
             ListingTableConfig::new(url).with_listing_options(options).with_schema(read_schema(table));
-        ctx.register_table(table.name(), Arc::new(ListingTable::try_new(config)?))?;
+        // Statistics per file come from the runtime's cache (checked against size and modification
+        // time), as DataFusion's own `register_listing_table` does; without it every query
+        // recomputed them for every file.
+        let stats = ctx.runtime_env().cache_manager.get_file_statistic_cache();
+        ctx.register_table(table.name(), Arc::new(ListingTable::try_new(config)?.with_cache(stats)))?;
     }
     Ok(())
 }

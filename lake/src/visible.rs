@@ -173,6 +173,12 @@ impl ObjectStore for VisibleStore {
         self.inner.get_opts(location, options).await
     }
 
+    // The default would fetch each (coalesced) range on its own; the local store reads them all
+    // through one open file, and a Parquet scan asks for several ranges per file.
+    async fn get_ranges(&self, location: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+        self.inner.get_ranges(location, ranges).await
+    }
+
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         self.inner.delete_stream(locations)
     }
