@@ -140,7 +140,10 @@ pub struct SqlEngine {
 
 impl std::fmt::Debug for SqlEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlEngine").field("limits", &self.limits).field("cluster", &self.cluster).finish_non_exhaustive()
+        f.debug_struct("SqlEngine")
+            .field("limits", &self.limits)
+            .field("cluster", &self.cluster)
+            .finish_non_exhaustive()
     }
 }
 

@@ -175,7 +175,11 @@ impl ObjectStore for VisibleStore {
 
     // The default would fetch each (coalesced) range on its own; the local store reads them all
     // through one open file, and a Parquet scan asks for several ranges per file.
-    async fn get_ranges(&self, location: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Vec<bytes::Bytes>> {
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<bytes::Bytes>> {
         self.inner.get_ranges(location, ranges).await
     }
 

@@ -307,8 +307,8 @@ async fn main() -> AnyResult<()> {
     let sql = duckdb_sql(&root, &cfg, &epoch, DuckOutput::Totals);
     let path = format!("{root}/duckdb-ledger.parquet");
     // [sorted like our ledger (byte-identical reruns need an order), unordered]
-    let ledger_sql =
-        [true, false].map(|sorted| duckdb_sql(&root, &cfg, &epoch, DuckOutput::Ledger { path: &path, sorted }));
+    let ledger_sql = [true, false]
+        .map(|sorted| duckdb_sql(&root, &cfg, &epoch, DuckOutput::Ledger { path: &path, sorted }));
     let (mut best, mut best_rc, mut best_duck) = (f64::MAX, f64::MAX, f64::MAX);
     let mut best_duck_ledger = [f64::MAX; 2];
     for round in 1..=rounds {
