@@ -2,7 +2,7 @@
 //! (which of the 43 classes). One file holds both networks and the operating threshold.
 
 use super::classes::{self, OTHER_SIGN};
-use super::features::{describe, patch};
+use super::features::{CLASS_LEN, Jitter, LEN, describe, describe_class, patch};
 use super::mlp::Mlp;
 use super::propose::propose;
 use crate::anonymize::geometry::nms;
@@ -15,9 +15,16 @@ const MAGIC: &[u8; 8] = b"RHSIGN01";
 /// The trained model shipped with the binary (`roadhex train signs` writes it).
 const EMBEDDED: &[u8] = include_bytes!("../../models/signs.bin");
 /// Candidates scoring below this are never kept, whatever the threshold.
-pub const SCORE_FLOOR: f32 = 0.05;
+pub const SCORE_FLOOR: f32 = 0.5;
 /// Boxes overlapping more than this are one sign.
 const NMS_IOU: f32 = 0.3;
+/// The extra views of a kept box the classifier averages over (within the training jitter).
+const VIEWS: [Jitter; 4] = [
+    Jitter { scale: 0.92, dx: 0.0, dy: 0.0, angle_deg: 0.0 },
+    Jitter { scale: 1.08, dx: 0.0, dy: 0.0, angle_deg: 0.0 },
+    Jitter { scale: 1.0, dx: 0.05, dy: 0.05, angle_deg: 0.0 },
+    Jitter { scale: 1.0, dx: -0.05, dy: -0.05, angle_deg: 0.0 },
+];
 
 /// The model's operating point and provenance.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -98,7 +105,7 @@ impl SignModel {
         if !rest.is_empty() || verifier.outputs() != 2 || classifier.outputs() != classes::NAMES.len() {
             return Err(bad("unexpected network shapes"));
         }
-        if verifier.inputs() != super::features::LEN || classifier.inputs() != super::features::LEN {
+        if verifier.inputs() != LEN || classifier.inputs() != CLASS_LEN {
             return Err(bad("networks were trained on another descriptor"));
         }
         Ok(Self { header, verifier, classifier })
@@ -107,29 +114,43 @@ impl SignModel {
     /// Signs in a BGR frame at the model's threshold.
     pub fn detect(&self, bgr: &Mat) -> Result<Vec<SignDetection>> {
         let t = self.header.threshold;
-        Ok(self.candidates(bgr)?.into_iter().filter(|d| d.score >= t).collect())
+        let kept = self.verified(bgr)?.into_iter().filter(|(_, score)| *score >= t);
+        kept.map(|(rect, score)| self.classify(bgr, rect, score)).collect()
     }
 
     /// Every candidate above [`SCORE_FLOOR`] after suppression, classified: evaluation sweeps the
     /// threshold over these.
     pub fn candidates(&self, bgr: &Mat) -> Result<Vec<SignDetection>> {
-        let mut scored = Vec::new();
-        for rect in propose(bgr)? {
-            let d = describe(&patch(bgr, rect, None)?);
-            let score = self.verifier.predict(&d)[1];
-            if score >= SCORE_FLOOR {
-                scored.push((rect, score, d));
-            }
-        }
-        let kept = nms(scored, |(r, s, _)| (*s, *r), NMS_IOU);
-        Ok(kept.into_iter().map(|(rect, score, d)| self.classify(rect, score, &d)).collect())
+        let kept = self.verified(bgr)?.into_iter();
+        kept.map(|(rect, score)| self.classify(bgr, rect, score)).collect()
     }
 
-    fn classify(&self, rect: Rect, score: f32, d: &[f32]) -> SignDetection {
-        let p = self.classifier.predict(d);
+    /// Proposals with their verifier score, above [`SCORE_FLOOR`], after suppression.
+    fn verified(&self, bgr: &Mat) -> Result<Vec<(Rect, f32)>> {
+        let mut scored = Vec::new();
+        for rect in propose(bgr)? {
+            let score = self.verifier.predict(&describe(&patch(bgr, rect, None)?))[1];
+            if score >= SCORE_FLOOR {
+                scored.push((rect, score));
+            }
+        }
+        Ok(nms(scored, |(r, s)| (*s, *r), NMS_IOU))
+    }
+
+    /// The class of a kept box: the classifier's probabilities averaged over the box as proposed
+    /// and a few shifted and rescaled copies of it (proposals are off by a few pixels, and the
+    /// digits of a speed limit are only a dozen pixels tall).
+    fn classify(&self, bgr: &Mat, rect: Rect, score: f32) -> Result<SignDetection> {
+        let mut p = self.classifier.predict(&describe_class(bgr, rect, None)?);
+        for j in VIEWS {
+            let q = self.classifier.predict(&describe_class(bgr, rect, Some(j))?);
+            p.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+        }
+        let views = (VIEWS.len() + 1) as f32;
+        p.iter_mut().for_each(|v| *v /= views);
         let (best, prob) =
             p.iter().enumerate().fold((0, 0.0f32), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
         let class = if prob >= self.header.min_class_prob { classes::name(best) } else { OTHER_SIGN };
-        SignDetection { rect, score, class, class_prob: prob }
+        Ok(SignDetection { rect, score, class, class_prob: prob })
     }
 }

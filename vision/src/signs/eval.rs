@@ -35,7 +35,7 @@ pub struct Metrics {
     pub decode_ms_per_frame: f64,
 }
 
-/// Runs the model over every scene, keeping all candidates above the score floor.
+/// Runs the model over every scene as it runs in use: the signs at its threshold.
 pub fn run(model: &SignModel, scenes: &[Labelled]) -> Result<(Vec<SceneResult>, f64, f64)> {
     let (mut detect_s, mut decode_s) = (0.0, 0.0);
     let mut out = Vec::with_capacity(scenes.len());
@@ -43,7 +43,7 @@ pub fn run(model: &SignModel, scenes: &[Labelled]) -> Result<(Vec<SceneResult>, 
         let t0 = Instant::now();
         let img = read(&s.image)?;
         let t1 = Instant::now();
-        let candidates = model.candidates(&img)?;
+        let candidates = model.detect(&img)?;
         detect_s += t1.elapsed().as_secs_f64();
         decode_s += (t1 - t0).as_secs_f64();
         out.push(SceneResult { truth: s.signs.clone(), candidates });
@@ -132,7 +132,7 @@ pub fn confusions(results: &[SceneResult], threshold: f32) -> Vec<(String, Strin
 /// The threshold with the best recall at precision ≥ `min_precision`, else the best F1.
 pub fn pick_threshold(results: &[SceneResult], min_precision: f64) -> f32 {
     // Even steps in log-odds: the verifier's useful range crowds near 1.
-    let grid: Vec<f32> = (-40..=90).map(|i| 1.0 / (1.0 + (-(i as f32) / 10.0).exp())).collect();
+    let grid: Vec<f32> = (0..=90).map(|i| 1.0 / (1.0 + (-(i as f32) / 10.0).exp())).collect();
     let scored: Vec<Metrics> = grid.iter().map(|t| score(results, *t)).collect();
     let ok = scored.iter().filter(|m| m.detection_precision >= min_precision).max_by(|a, b| {
         a.detection_recall.total_cmp(&b.detection_recall).then(b.threshold.total_cmp(&a.threshold))

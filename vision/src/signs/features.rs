@@ -98,6 +98,49 @@ fn bytes(m: &Mat) -> Result<Patch> {
 
 /// Length of [`describe`]'s output.
 pub const LEN: usize = hog_len(4, 2) + hog_len(8, 1) + 3 * 64;
+/// Length of the classifier's input: [`describe`] of the box, then [`describe_inner`] of its middle.
+pub const CLASS_LEN: usize = LEN + hog_len(4, 2);
+/// The middle of the box, as a fraction of its size, that the classifier also sees at the full
+/// patch resolution: a speed limit's digits or a warning's pictogram, without the frame around them.
+pub const INNER: f64 = 0.62;
+
+impl Jitter {
+    /// The same view, cut to the box's middle.
+    pub fn inner(self) -> Self {
+        Self { scale: self.scale * INNER, ..self }
+    }
+}
+
+/// Fine gradient histograms of a patch of a box's middle ([`Jitter::inner`]).
+pub fn describe_inner(p: &Patch) -> Vec<f32> {
+    let grey = normalised_grey(p);
+    let (mag, bin) = gradients(&grey);
+    let mut out = Vec::with_capacity(CLASS_LEN - LEN);
+    hog(&mag, &bin, 4, 2, &mut out);
+    out
+}
+
+/// The classifier's input for `rect` of `img` seen through `view` (identity when None).
+pub fn describe_class(img: &Mat, rect: Rect, view: Option<Jitter>) -> Result<Vec<f32>> {
+    let j = view.unwrap_or(Jitter { scale: 1.0, ..Jitter::default() });
+    let mut d = describe(&patch(img, rect, Some(j))?);
+    d.extend(describe_inner(&patch(img, rect, Some(j.inner()))?));
+    Ok(d)
+}
+
+/// Contrast-normalised grey levels of a patch (zero mean, unit deviation).
+fn normalised_grey(p: &Patch) -> Vec<f32> {
+    let n = SIDE * SIDE;
+    let mut grey = vec![0.0f32; n];
+    for (i, g) in grey.iter_mut().enumerate() {
+        let (b, gr, r) = (f32::from(p.0[3 * i]), f32::from(p.0[3 * i + 1]), f32::from(p.0[3 * i + 2]));
+        *g = 0.114 * b + 0.587 * gr + 0.299 * r;
+    }
+    let mean = grey.iter().sum::<f32>() / n as f32;
+    let sd = (grey.iter().map(|g| (g - mean) * (g - mean)).sum::<f32>() / n as f32).sqrt().max(1.0);
+    grey.iter_mut().for_each(|g| *g = (*g - mean) / sd);
+    grey
+}
 
 const fn hog_len(cell: usize, block_stride: usize) -> usize {
     let cells = SIDE / cell;
@@ -108,15 +151,7 @@ const fn hog_len(cell: usize, block_stride: usize) -> usize {
 /// The descriptor of a patch: fine and coarse gradient histograms of its contrast-normalised grey
 /// image, then an 8×8 thumbnail of chromaticity (r, g) and grey level.
 pub fn describe(p: &Patch) -> Vec<f32> {
-    let n = SIDE * SIDE;
-    let mut grey = vec![0.0f32; n];
-    for (i, g) in grey.iter_mut().enumerate() {
-        let (b, gr, r) = (f32::from(p.0[3 * i]), f32::from(p.0[3 * i + 1]), f32::from(p.0[3 * i + 2]));
-        *g = 0.114 * b + 0.587 * gr + 0.299 * r;
-    }
-    let mean = grey.iter().sum::<f32>() / n as f32;
-    let sd = (grey.iter().map(|g| (g - mean) * (g - mean)).sum::<f32>() / n as f32).sqrt().max(1.0);
-    grey.iter_mut().for_each(|g| *g = (*g - mean) / sd);
+    let grey = normalised_grey(p);
     let (mag, bin) = gradients(&grey);
     let mut out = Vec::with_capacity(LEN);
     hog(&mag, &bin, 4, 2, &mut out);

@@ -10,7 +10,7 @@ use super::classes::NAMES;
 use super::dataset::Labelled;
 use super::detect::{Header, SignModel};
 use super::eval::{self, Metrics, SceneResult};
-use super::features::{Jitter, Patch, SIDE, describe, patch};
+use super::features::{INNER, Jitter, LEN, Patch, SIDE, describe, describe_class, describe_inner, patch};
 use super::mlp::{Mlp, TrainConfig};
 use super::propose::propose;
 use super::synth;
@@ -38,6 +38,9 @@ pub struct TrainOptions {
     pub min_precision: f64,
     pub threshold: f32,
     pub min_class_prob: f32,
+    /// Negatives per scene the verifier learns from, drawn at random from that scene's proposals
+    /// (a frame offers over a thousand; all of them would make training slow, not better).
+    pub negatives_per_scene: usize,
     pub version: String,
 }
 
@@ -53,6 +56,7 @@ impl Default for TrainOptions {
             min_precision: 0.85,
             threshold: 0.5,
             min_class_prob: 0.3,
+            negatives_per_scene: 500,
             version: "1".into(),
         }
     }
@@ -132,23 +136,30 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
     let mut rng = SplitMix64(opts.seed);
     let (mut cx, mut cy) = classifier_samples(items, opts.per_class, &mut rng)?;
     // The verifier learns from real plates only: drawn ones would teach it what paint looks like.
-    let (mut vx, mut vy) = (cx.clone(), vec![1usize; cx.len()]);
+    // The classifier's input starts with the verifier's.
+    let mut vx: Vec<Vec<f32>> = cx.iter().map(|d| d[..LEN].to_vec()).collect();
+    let mut vy = vec![1usize; vx.len()];
     let (sx, sy) = synthetic_samples(items, opts.synthetic, &mut rng)?;
     cx.extend(sx);
     cy.extend(sy);
     for it in items.iter().filter(|i| i.scene) {
+        let mut negatives = Vec::new();
         for rect in propose(&it.img)? {
             let best = it.signs.iter().map(|(t, _)| iou(*t, rect)).fold(0.0f32, f32::max);
             // Boxes that half-cover a sign teach nothing either way.
-            let label = if best >= 0.5 {
-                1
+            if best >= 0.5 {
+                vx.push(describe(&patch(&it.img, rect, None)?));
+                vy.push(1);
             } else if best < 0.3 {
-                0
-            } else {
-                continue;
-            };
-            vx.push(describe(&patch(&it.img, rect, None)?));
-            vy.push(label);
+                negatives.push(rect);
+            }
+        }
+        for i in 0..negatives.len().min(opts.negatives_per_scene) {
+            // A partial Fisher–Yates: the first `negatives_per_scene` of a seeded shuffle.
+            let j = i + rng.below((negatives.len() - i) as u64) as usize;
+            negatives.swap(i, j);
+            vx.push(describe(&patch(&it.img, negatives[i], None)?));
+            vy.push(0);
         }
     }
     let cfg = TrainConfig { epochs: opts.epochs, seed: opts.seed, ..TrainConfig::default() };
@@ -186,12 +197,10 @@ fn classifier_samples(
     for it in items {
         for (rect, c) in &it.signs {
             let copies = per_class.div_ceil(count[*c].max(1)).max(2);
-            x.push(describe(&patch(&it.img, *rect, None)?));
+            x.push(describe_class(&it.img, *rect, None)?);
             y.push(*c);
             for _ in 1..copies {
-                let mut p = patch(&it.img, *rect, Some(jitter(rng)))?;
-                photometric(&mut p, rng)?;
-                x.push(describe(&p));
+                x.push(varied(&it.img, *rect, rng)?);
                 y.push(*c);
             }
         }
@@ -242,9 +251,7 @@ fn synthetic_samples(
             let sigma = 0.6 + 1.2 * rng.unit();
             let mut soft = Mat::default();
             imgproc::gaussian_blur_def(&bg, &mut soft, Size::new(0, 0), sigma)?;
-            let mut p = patch(&soft, rect, Some(jitter(rng)))?;
-            photometric(&mut p, rng)?;
-            x.push(describe(&p));
+            x.push(varied(&soft, rect, rng)?);
             y.push(class);
             made += 1;
         }
@@ -252,23 +259,53 @@ fn synthetic_samples(
     Ok((x, y))
 }
 
-/// Brightness, contrast and colour-balance changes, and sometimes the blur of a distant sign.
-fn photometric(p: &mut Patch, rng: &mut SplitMix64) -> Result<()> {
-    let gain = 0.55 + 0.9 * rng.unit();
-    let bias = 50.0 * (rng.unit() - 0.5);
-    let tint = [0.92 + 0.16 * rng.unit(), 0.92 + 0.16 * rng.unit(), 0.92 + 0.16 * rng.unit()];
-    for (i, v) in p.0.iter_mut().enumerate() {
-        *v = (f64::from(*v) * gain * tint[i % 3] + bias).clamp(0.0, 255.0) as u8;
+/// The classifier's input for a jittered, photometrically varied view of `rect`.
+fn varied(img: &Mat, rect: Rect, rng: &mut SplitMix64) -> Result<Vec<f32>> {
+    let (j, photo) = (jitter(rng), Photo::random(rng));
+    let mut whole = patch(img, rect, Some(j))?;
+    photo.apply(&mut whole, 1.0)?;
+    let mut middle = patch(img, rect, Some(j.inner()))?;
+    photo.apply(&mut middle, INNER)?;
+    let mut d = describe(&whole);
+    d.extend(describe_inner(&middle));
+    Ok(d)
+}
+
+/// Brightness, contrast and colour-balance changes, and sometimes the blur of a distant sign:
+/// one draw, applied alike to the patches of one view.
+struct Photo {
+    gain: f64,
+    bias: f64,
+    tint: [f64; 3],
+    /// Side, in pixels, the whole box shrinks to before it is enlarged back.
+    blur_side: Option<f64>,
+}
+
+impl Photo {
+    fn random(rng: &mut SplitMix64) -> Self {
+        let gain = 0.55 + 0.9 * rng.unit();
+        let bias = 50.0 * (rng.unit() - 0.5);
+        let tint = [0.92 + 0.16 * rng.unit(), 0.92 + 0.16 * rng.unit(), 0.92 + 0.16 * rng.unit()];
+        let blur_side = (rng.unit() < 0.35).then(|| 10.0 + rng.below(10) as f64);
+        Self { gain, bias, tint, blur_side }
     }
-    if rng.unit() < 0.35 {
+
+    /// Applies the change to a patch covering `part` of the whole box's patch.
+    fn apply(&self, p: &mut Patch, part: f64) -> Result<()> {
+        for (i, v) in p.0.iter_mut().enumerate() {
+            *v = (f64::from(*v) * self.gain * self.tint[i % 3] + self.bias).clamp(0.0, 255.0) as u8;
+        }
         let s = i32::try_from(SIDE).unwrap_or(32);
-        let small_side = 10 + i32::try_from(rng.below(10)).unwrap_or(0);
+        // The same loss of detail on a smaller part of the box leaves more of its pixels.
+        let Some(small_side) = self.blur_side.map(|b| (b / part).round() as i32).filter(|b| *b < s) else {
+            return Ok(());
+        };
         let m = Mat::new_rows_cols_with_data(s, s * 3, &p.0)?;
         let m = m.reshape(3, s)?;
         let (mut small, mut back) = (Mat::default(), Mat::default());
         imgproc::resize(&m, &mut small, Size::new(small_side, small_side), 0.0, 0.0, imgproc::INTER_AREA)?;
         imgproc::resize(&small, &mut back, Size::new(s, s), 0.0, 0.0, imgproc::INTER_LINEAR)?;
         p.0 = back.data_bytes()?.to_vec();
+        Ok(())
     }
-    Ok(())
 }
