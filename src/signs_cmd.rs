@@ -26,8 +26,12 @@ pub(crate) struct TrainSignsArgs {
     /// Cross-validation folds over the scenes (0: none, use --threshold).
     #[arg(long, default_value_t = 5)]
     folds: usize,
-    #[arg(long, default_value_t = 20)]
+    /// Epochs of each network.
+    #[arg(long, default_value_t = 8)]
     epochs: usize,
+    /// Networks averaged in each of the verifier and the classifier.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
     /// Synthetic plates per drawable class added to the classifier's training samples (0: none).
     #[arg(long, default_value_t = 150)]
     synthetic: usize,
@@ -80,6 +84,7 @@ pub(crate) async fn train_signs(a: TrainSignsArgs) -> anyhow::Result<ExitCode> {
     let opts = train::TrainOptions {
         folds: a.folds,
         epochs: a.epochs,
+        members: a.members,
         synthetic: a.synthetic,
         seed: a.seed,
         threshold: a.threshold,

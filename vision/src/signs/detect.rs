@@ -2,8 +2,8 @@
 //! (which of the 43 classes). One file holds both networks and the operating threshold.
 
 use super::classes::{self, OTHER_SIGN};
-use super::features::{CLASS_LEN, Jitter, LEN, describe, describe_class, patch};
-use super::mlp::Mlp;
+use super::features::{CLASS_LEN, Jitter, describe_class};
+use super::mlp::Committee;
 use super::propose::propose;
 use crate::anonymize::geometry::nms;
 use crate::error::{Result, VisionError};
@@ -11,7 +11,7 @@ use opencv::core::{Mat, Rect};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-const MAGIC: &[u8; 8] = b"RHSIGN01";
+const MAGIC: &[u8; 8] = b"RHSIGN02";
 /// The trained model shipped with the binary (`roadhex train signs` writes it).
 const EMBEDDED: &[u8] = include_bytes!("../../models/signs.bin");
 /// Candidates scoring below this are never kept, whatever the threshold.
@@ -41,8 +41,8 @@ pub struct Header {
 #[derive(Debug, Clone)]
 pub struct SignModel {
     pub header: Header,
-    pub verifier: Mlp,
-    pub classifier: Mlp,
+    pub verifier: Committee,
+    pub classifier: Committee,
 }
 
 /// One sign found in a frame.
@@ -100,12 +100,12 @@ impl SignModel {
         let len = usize::try_from(len).map_err(|_| bad("header length"))?;
         let header = rest.get(4..4 + len).ok_or_else(|| bad("truncated header"))?;
         let header: Header = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
-        let (verifier, rest) = Mlp::from_bytes(&rest[4 + len..]).ok_or_else(|| bad("verifier network"))?;
-        let (classifier, rest) = Mlp::from_bytes(rest).ok_or_else(|| bad("classifier network"))?;
+        let (verifier, rest) = Committee::from_bytes(&rest[4 + len..]).ok_or_else(|| bad("verifier network"))?;
+        let (classifier, rest) = Committee::from_bytes(rest).ok_or_else(|| bad("classifier network"))?;
         if !rest.is_empty() || verifier.outputs() != 2 || classifier.outputs() != classes::NAMES.len() {
             return Err(bad("unexpected network shapes"));
         }
-        if verifier.inputs() != LEN || classifier.inputs() != CLASS_LEN {
+        if verifier.inputs() != CLASS_LEN || classifier.inputs() != CLASS_LEN {
             return Err(bad("networks were trained on another descriptor"));
         }
         Ok(Self { header, verifier, classifier })
@@ -129,7 +129,7 @@ impl SignModel {
     fn verified(&self, bgr: &Mat) -> Result<Vec<(Rect, f32)>> {
         let mut scored = Vec::new();
         for rect in propose(bgr)? {
-            let score = self.verifier.predict(&describe(&patch(bgr, rect, None)?))[1];
+            let score = self.verifier.predict(&describe_class(bgr, rect, None)?)[1];
             if score >= SCORE_FLOOR {
                 scored.push((rect, score));
             }

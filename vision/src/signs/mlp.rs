@@ -272,6 +272,68 @@ impl Mlp {
     }
 }
 
+const COMMITTEE_MAGIC: &[u8; 8] = b"RHCMT01\0";
+
+/// Networks of one shape trained alike from different seeds, their probabilities averaged. With a
+/// few hundred real signs one network's scores move a lot with its seed (the operating point
+/// lies where they crowd near 1); the average is steadier and ranks better.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committee(Vec<Mlp>);
+
+impl Committee {
+    /// `members` networks, each trained for `cfg.epochs` from seed `cfg.seed + k`.
+    pub fn train(x: &[Vec<f32>], y: &[usize], outputs: usize, cfg: &TrainConfig, members: usize) -> Self {
+        Self(
+            (0..members.max(1) as u64)
+                .map(|k| Mlp::train(x, y, outputs, &TrainConfig { seed: cfg.seed.wrapping_add(k), ..cfg.clone() }))
+                .collect(),
+        )
+    }
+
+    pub fn predict(&self, x: &[f32]) -> Vec<f32> {
+        let mut sum = vec![0.0f32; self.outputs()];
+        for m in &self.0 {
+            sum.iter_mut().zip(m.predict(x)).for_each(|(s, p)| *s += p);
+        }
+        let n = self.0.len().max(1) as f32;
+        sum.iter_mut().for_each(|s| *s /= n);
+        sum
+    }
+
+    pub fn inputs(&self) -> usize {
+        self.0.first().map_or(0, Mlp::inputs)
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.0.first().map_or(0, Mlp::outputs)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = COMMITTEE_MAGIC.to_vec();
+        out.extend_from_slice(&u32::try_from(self.0.len()).unwrap_or(u32::MAX).to_le_bytes());
+        for m in &self.0 {
+            out.extend_from_slice(&m.to_bytes());
+        }
+        out
+    }
+
+    /// Parses [`Committee::to_bytes`] output; members must agree in shape.
+    pub fn from_bytes(b: &[u8]) -> Option<(Self, &[u8])> {
+        let rest = b.strip_prefix(COMMITTEE_MAGIC.as_slice())?;
+        let n = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+        let mut rest = rest.get(4..)?;
+        let mut members = Vec::new();
+        for _ in 0..n {
+            let (m, r) = Mlp::from_bytes(rest)?;
+            members.push(m);
+            rest = r;
+        }
+        let first = members.first()?;
+        let same = members.iter().all(|m| m.inputs() == first.inputs() && m.outputs() == first.outputs());
+        same.then_some((Self(members), rest))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +362,13 @@ mod tests {
         assert!(Mlp::from_bytes(&bytes[..bytes.len() - 1]).is_none());
         // Same seed, same network.
         assert_eq!(Mlp::train(&x, &y, 2, &cfg), net);
+        let committee = Committee::train(&x, &y, 2, &cfg, 2);
+        let p = committee.predict(&x[0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+        let bytes = committee.to_bytes();
+        let (back, rest) = Committee::from_bytes(&bytes).expect("parse committee");
+        assert!(rest.is_empty());
+        assert_eq!(back, committee);
+        assert!(Committee::from_bytes(&bytes[..bytes.len() - 1]).is_none());
     }
 }

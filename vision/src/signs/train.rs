@@ -10,8 +10,8 @@ use super::classes::NAMES;
 use super::dataset::Labelled;
 use super::detect::{Header, SignModel};
 use super::eval::{self, Metrics, SceneResult};
-use super::features::{INNER, Jitter, LEN, Patch, SIDE, describe, describe_class, describe_inner, patch};
-use super::mlp::{Mlp, TrainConfig};
+use super::features::{INNER, Jitter, Patch, SIDE, describe, describe_class, describe_inner, patch};
+use super::mlp::{Committee, TrainConfig};
 use super::propose::propose;
 use super::synth;
 use crate::anonymize::geometry::iou;
@@ -30,7 +30,10 @@ pub struct TrainOptions {
     pub per_class: usize,
     /// Synthetic plates per drawn class (`synth::DRAWN`) added to the classifier's samples.
     pub synthetic: usize,
+    /// Epochs of each network.
     pub epochs: usize,
+    /// Networks per committee (verifier and classifier each).
+    pub members: usize,
     /// Hidden units of the classifier (the verifier has the default).
     pub hidden: usize,
     pub seed: u64,
@@ -50,7 +53,8 @@ impl Default for TrainOptions {
             folds: 5,
             per_class: 240,
             synthetic: 150,
-            epochs: 20,
+            epochs: 8,
+            members: 3,
             hidden: 128,
             seed: 20_261_202,
             min_precision: 0.85,
@@ -136,8 +140,7 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
     let mut rng = SplitMix64(opts.seed);
     let (mut cx, mut cy) = classifier_samples(items, opts.per_class, &mut rng)?;
     // The verifier learns from real plates only: drawn ones would teach it what paint looks like.
-    // The classifier's input starts with the verifier's.
-    let mut vx: Vec<Vec<f32>> = cx.iter().map(|d| d[..LEN].to_vec()).collect();
+    let mut vx = cx.clone();
     let mut vy = vec![1usize; vx.len()];
     let (sx, sy) = synthetic_samples(items, opts.synthetic, &mut rng)?;
     cx.extend(sx);
@@ -148,7 +151,7 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
             let best = it.signs.iter().map(|(t, _)| iou(*t, rect)).fold(0.0f32, f32::max);
             // Boxes that half-cover a sign teach nothing either way.
             if best >= 0.5 {
-                vx.push(describe(&patch(&it.img, rect, None)?));
+                vx.push(describe_class(&it.img, rect, None)?);
                 vy.push(1);
             } else if best < 0.3 {
                 negatives.push(rect);
@@ -158,15 +161,16 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
             // A partial Fisher–Yates: the first `negatives_per_scene` of a seeded shuffle.
             let j = i + rng.below((negatives.len() - i) as u64) as usize;
             negatives.swap(i, j);
-            vx.push(describe(&patch(&it.img, negatives[i], None)?));
+            vx.push(describe_class(&it.img, negatives[i], None)?);
             vy.push(0);
         }
     }
     let cfg = TrainConfig { epochs: opts.epochs, seed: opts.seed, ..TrainConfig::default() };
     // The two networks are independent: train them side by side.
     let (verifier, classifier) = std::thread::scope(|s| {
-        let v = s.spawn(|| Mlp::train(&vx, &vy, 2, &cfg));
-        let c = Mlp::train(&cx, &cy, NAMES.len(), &TrainConfig { hidden: opts.hidden, ..cfg.clone() });
+        let v = s.spawn(|| Committee::train(&vx, &vy, 2, &cfg, opts.members));
+        let c_cfg = TrainConfig { hidden: opts.hidden, ..cfg.clone() };
+        let c = Committee::train(&cx, &cy, NAMES.len(), &c_cfg, opts.members);
         (v.join(), c)
     });
     let verifier =
