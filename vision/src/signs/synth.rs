@@ -184,7 +184,7 @@ pub fn draw(img: &mut Mat, rect: Rect, class: usize, rng: &mut SplitMix64) -> Re
     };
     // Stroke weight and ring width vary between plate generations and viewing distance.
     let ring = 0.74 + 0.08 * rng.unit();
-    let weight = 5 + i32::try_from(rng.below(4)).unwrap_or(0);
+    let weight = 6 + i32::try_from(rng.below(5)).unwrap_or(0);
     match class {
         c if SPEEDS.iter().any(|s| s.0 == c) => {
             let digits = SPEEDS.iter().find(|s| s.0 == c).map_or("", |s| s.1);

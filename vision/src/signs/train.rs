@@ -55,7 +55,7 @@ impl Default for TrainOptions {
             synthetic: 150,
             epochs: 8,
             members: 3,
-            hidden: 128,
+            hidden: 256,
             seed: 20_261_202,
             min_precision: 0.85,
             threshold: 0.5,
