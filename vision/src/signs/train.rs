@@ -60,7 +60,7 @@ impl Default for TrainOptions {
             min_precision: 0.85,
             threshold: 0.5,
             min_class_prob: 0.3,
-            negatives_per_scene: 500,
+            negatives_per_scene: 1000,
             version: "1".into(),
         }
     }
