@@ -41,7 +41,7 @@ pub(crate) struct TrainSignsArgs {
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
     /// Model version recorded with every detection.
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "2")]
     version: String,
 }
 

@@ -1,5 +1,6 @@
 //! The sign model: colour proposals, a verifier network (sign or not) and a classifier network
-//! (which of the 43 classes). One file holds both networks and the operating threshold.
+//! (which of the 43 classes), each a committee of small networks. One file holds both and the
+//! operating threshold.
 
 use super::classes::{self, OTHER_SIGN};
 use super::features::{CLASS_LEN, Jitter, describe_class};
@@ -100,7 +101,8 @@ impl SignModel {
         let len = usize::try_from(len).map_err(|_| bad("header length"))?;
         let header = rest.get(4..4 + len).ok_or_else(|| bad("truncated header"))?;
         let header: Header = serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
-        let (verifier, rest) = Committee::from_bytes(&rest[4 + len..]).ok_or_else(|| bad("verifier network"))?;
+        let (verifier, rest) =
+            Committee::from_bytes(&rest[4 + len..]).ok_or_else(|| bad("verifier network"))?;
         let (classifier, rest) = Committee::from_bytes(rest).ok_or_else(|| bad("classifier network"))?;
         if !rest.is_empty() || verifier.outputs() != 2 || classifier.outputs() != classes::NAMES.len() {
             return Err(bad("unexpected network shapes"));

@@ -104,9 +104,7 @@ impl Mlp {
 
     fn output_layer(&self, h: &[f32]) -> Vec<f32> {
         let mut z: Vec<f32> = (0..self.outputs)
-            .map(|k| {
-                dot(&self.w2[k * self.hidden..(k + 1) * self.hidden], h) + self.b2[k]
-            })
+            .map(|k| dot(&self.w2[k * self.hidden..(k + 1) * self.hidden], h) + self.b2[k])
             .collect();
         let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0;
@@ -285,7 +283,9 @@ impl Committee {
     pub fn train(x: &[Vec<f32>], y: &[usize], outputs: usize, cfg: &TrainConfig, members: usize) -> Self {
         Self(
             (0..members.max(1) as u64)
-                .map(|k| Mlp::train(x, y, outputs, &TrainConfig { seed: cfg.seed.wrapping_add(k), ..cfg.clone() }))
+                .map(|k| {
+                    Mlp::train(x, y, outputs, &TrainConfig { seed: cfg.seed.wrapping_add(k), ..cfg.clone() })
+                })
                 .collect(),
         )
     }

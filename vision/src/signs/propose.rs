@@ -116,7 +116,8 @@ fn local_contrast(bgr: &Mat) -> Result<Vec<f32>> {
         Ok(back)
     };
     let (mean, mean_sq) = (smooth(&g)?, smooth(&sq)?);
-    let (g, mean, mean_sq) = (g.data_typed::<f32>()?, mean.data_typed::<f32>()?, mean_sq.data_typed::<f32>()?);
+    let (g, mean, mean_sq) =
+        (g.data_typed::<f32>()?, mean.data_typed::<f32>()?, mean_sq.data_typed::<f32>()?);
     Ok(g.iter()
         .zip(mean)
         .zip(mean_sq)
@@ -160,7 +161,10 @@ fn components(mask: &[u8], w: i32, h: i32, colour: Colour, max_side: i32, out: &
         let fill = f64::from(area) / f64::from(bw * bh);
         if colour == Colour::Bright {
             // A field is compact and solid; thin or ragged bright regions are sky and walls.
-            if bw >= 7 && bh >= 7 && bw <= max_side && bh <= max_side
+            if bw >= 7
+                && bh >= 7
+                && bw <= max_side
+                && bh <= max_side
                 && (0.5..=2.0).contains(&aspect)
                 && (0.3..=0.95).contains(&fill)
             {

@@ -61,7 +61,7 @@ impl Default for TrainOptions {
             threshold: 0.5,
             min_class_prob: 0.3,
             negatives_per_scene: 1000,
-            version: "1".into(),
+            version: "2".into(),
         }
     }
 }
