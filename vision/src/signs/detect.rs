@@ -90,9 +90,15 @@ impl SignModel {
 
     pub fn from_bytes(b: &[u8]) -> Result<Self> {
         let bad = |why: &str| VisionError::SignModel(why.to_owned());
-        let rest = b
-            .strip_prefix(MAGIC.as_slice())
-            .ok_or_else(|| bad("not a sign model (no trained model embedded?)"))?;
+        let rest = b.strip_prefix(MAGIC.as_slice()).ok_or_else(|| match b.get(..8) {
+            // Same family, other layout: say so, rather than "not a sign model".
+            Some(m) if m.starts_with(b"RHSIGN") => bad(&format!(
+                "format {} is not this binary's {}: retrain with `roadhex train signs`",
+                String::from_utf8_lossy(m),
+                String::from_utf8_lossy(MAGIC)
+            )),
+            _ => bad("not a sign model (no trained model embedded?)"),
+        })?;
         let len = rest
             .get(..4)
             .and_then(|s| s.try_into().ok())
@@ -154,5 +160,24 @@ impl SignModel {
             p.iter().enumerate().fold((0, 0.0f32), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
         let class = if prob >= self.header.min_class_prob { classes::name(best) } else { OTHER_SIGN };
         Ok(SignDetection { rect, score, class, class_prob: prob })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_model_loads_and_other_formats_are_refused_by_name() {
+        let model = SignModel::embedded().expect("embedded model");
+        assert_eq!(
+            SignModel::from_bytes(&model.to_bytes().expect("bytes")).expect("round trip").header,
+            model.header
+        );
+        let old = SignModel::from_bytes(b"RHSIGN01\0\0\0\0").expect_err("old format");
+        assert_eq!(old.code(), "sign_model_invalid");
+        assert!(old.to_string().contains("RHSIGN01"), "{old}");
+        let junk = SignModel::from_bytes(b"JPEG").expect_err("junk");
+        assert!(junk.to_string().contains("not a sign model"), "{junk}");
     }
 }
