@@ -2,7 +2,7 @@
 //! the same answers as the local engine to every query of docs/analysts.md, and both executors work.
 
 use crate::sql::doc_queries;
-use crate::support::{roadhex, roadhex_ok};
+use crate::support::{free_port, roadhex, roadhex_ok};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -75,10 +75,6 @@ fn wait_log(log: &Path, needle: &str, n: usize) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
 /// One result as sorted rows with numbers rounded (partial sums add up in another order).

@@ -502,10 +502,6 @@ fn check_config(file: &str, text: &str, acc: &Accepted) {
 
 // --- processes ---------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// A helper process (nats-server, s3s-fs) killed on drop.
 struct Helper(Child);
 

@@ -43,8 +43,7 @@ impl S3Server {
         let bin = s3s_fs_bin();
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("lake")).expect("bucket");
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = crate::support::free_port();
         let child = Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", "testing", "--secret-key", "testing"])
@@ -90,8 +89,7 @@ impl Drop for NatsServer {
 impl NatsServer {
     pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().expect("tmp");
-        let port =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let port = crate::support::free_port();
         let mut nats = Self { child: None, port, url: format!("nats://127.0.0.1:{port}"), dir };
         nats.restart();
         nats
