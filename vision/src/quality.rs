@@ -198,13 +198,11 @@ mod tests {
     use opencv::imgcodecs;
 
     fn frame(name: &str) -> Mat {
-        let path = format!("{}/../../shared/data/{name}", env!("CARGO_MANIFEST_DIR"));
-        imgcodecs::imread_def(&path).expect("read")
+        imgcodecs::imread_def(crate::shared_data().join(name)).expect("read")
     }
 
     fn bee_frames() -> Vec<String> {
-        let dir =
-            format!("{}/../../shared/data/dashcam_hivemapper_bee_sf/frames", env!("CARGO_MANIFEST_DIR"));
+        let dir = crate::shared_data().join("dashcam_hivemapper_bee_sf/frames");
         let mut v: Vec<String> = std::fs::read_dir(&dir)
             .expect("dir")
             .flatten()

@@ -310,8 +310,7 @@ mod tests {
     use super::*;
 
     fn data(path: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/");
-        std::fs::read(format!("{dir}{path}")).unwrap_or_default()
+        std::fs::read(crate::shared_data().join(path)).unwrap_or_default()
     }
 
     fn utc(s: &str) -> i64 {
@@ -423,8 +422,8 @@ mod tests {
     /// Hivemapper Bee frames are named `<unix_ms>_<lat>_<lon>.jpg` with full-precision values.
     #[test]
     fn hivemapper_frames_agree_with_their_names() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/dashcam_hivemapper_bee_sf/frames/");
-        let mut names: Vec<String> = std::fs::read_dir(dir)
+        let dir = crate::shared_data().join("dashcam_hivemapper_bee_sf/frames");
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
             .expect("frames")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.ends_with(".jpg"))
@@ -436,12 +435,12 @@ mod tests {
             let stem = name.trim_end_matches(".jpg");
             let parts: Vec<f64> = stem.split('_').filter_map(|p| p.parse().ok()).collect();
             let [t, lat, lon] = parts.as_slice() else { panic!("{name}") };
-            let bytes = std::fs::read(format!("{dir}{name}")).expect("frame");
+            let bytes = std::fs::read(dir.join(name)).expect("frame");
             let f = parse(&bytes).expect(name);
             worst_m = worst_m.max(roadhex_schemas::geo::haversine_m(f.lat, f.lon, *lat, *lon));
             same_time += usize::from(f.t_ms == Some(*t as i64));
             assert!(f.dop.is_some_and(|d| d > 0.0) && f.alt.is_some_and(|a| a < 0.0), "{name}");
-            let json: serde_json::Value = std::fs::read(format!("{dir}{stem}.json"))
+            let json: serde_json::Value = std::fs::read(dir.join(format!("{stem}.json")))
                 .ok()
                 .and_then(|j| serde_json::from_slice(&j).ok())
                 .unwrap_or_default();

@@ -148,8 +148,7 @@ mod tests {
     use super::*;
 
     fn data(name: &str) -> Vec<u8> {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/gpx_tracks/gpxpy/");
-        std::fs::read(format!("{path}{name}")).unwrap_or_default()
+        std::fs::read(crate::shared_data().join("gpx_tracks/gpxpy").join(name)).unwrap_or_default()
     }
 
     #[test]

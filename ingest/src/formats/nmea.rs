@@ -559,7 +559,9 @@ mod tests {
     use super::*;
     use chrono::DateTime;
 
-    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/nmea_gpsd/");
+    fn dir() -> std::path::PathBuf {
+        crate::shared_data().join("nmea_gpsd")
+    }
 
     /// Appends a valid checksum to a sentence body given without `$`.
     fn sentence(body: &str) -> String {
@@ -666,7 +668,7 @@ mod tests {
     #[test]
     fn dates_are_taken_as_sent() {
         // RMC date 260514: 2014-05-26, where gpsd's harness printed 2034-01-09 (1024 weeks on).
-        let t = parse(&std::fs::read(format!("{DIR}bu353-glonass.log")).unwrap_or_default()).expect("parse");
+        let t = parse(&std::fs::read(dir().join("bu353-glonass.log")).unwrap_or_default()).expect("parse");
         let first = t.samples.first().map(|s| s.t_ms).unwrap_or_default();
         assert_eq!(
             first,
@@ -686,7 +688,7 @@ mod tests {
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let base = std::fs::read(format!("{DIR}rx210.log")).unwrap_or_default();
+        let base = std::fs::read(dir().join("rx210.log")).unwrap_or_default();
         for _ in 0..200 {
             let mut b = base.clone();
             for _ in 0..50 {
@@ -754,7 +756,7 @@ mod tests {
 
     #[test]
     fn matches_gpsd_decode_of_real_logs() {
-        let mut names: Vec<String> = std::fs::read_dir(DIR)
+        let mut names: Vec<String> = std::fs::read_dir(dir())
             .expect("nmea_gpsd data")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
             .filter(|n| n.ends_with(".log"))
@@ -763,8 +765,8 @@ mod tests {
         assert!(names.len() >= 18);
         let (mut dated_total, mut dated_matched, mut undated_total, mut undated_matched) = (0, 0, 0, 0);
         for name in names {
-            let log = std::fs::read(format!("{DIR}{name}")).expect("log");
-            let chk = std::fs::read_to_string(format!("{DIR}{name}.chk")).expect("chk");
+            let log = std::fs::read(dir().join(&name)).expect("log");
+            let chk = std::fs::read_to_string(dir().join(format!("{name}.chk"))).expect("chk");
             let want = expected(&chk);
             let dated = want.iter().filter(|w| w.t_ms.is_some()).count();
             let got = match parse(&log) {

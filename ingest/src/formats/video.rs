@@ -288,12 +288,12 @@ mod tests {
     use super::*;
     use roadhex_schemas::geo::destination;
 
-    const UDACITY: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/dashcam_udacity/vehicle_detection/test_video.mp4"
-    );
-    const GOPRO: &str =
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/gpmf_gopro/gpmf-parser/max-heromode.mp4");
+    fn udacity() -> std::path::PathBuf {
+        crate::shared_data().join("dashcam_udacity/vehicle_detection/test_video.mp4")
+    }
+    fn gopro() -> std::path::PathBuf {
+        crate::shared_data().join("gpmf_gopro/gpmf-parser/max-heromode.mp4")
+    }
     const T0: i64 = 1_700_000_000_000;
 
     /// 10 Hz samples heading east at `speed` m/s from `t0` for `secs` seconds.
@@ -354,7 +354,7 @@ mod tests {
 
     #[test]
     fn probes_udacity_clip() {
-        let info = probe(Path::new(UDACITY)).expect("probe");
+        let info = probe(&udacity()).expect("probe");
         assert_eq!((info.width, info.height), (1280, 720));
         assert_eq!(info.frames, 38);
         assert!(info.fps > 20.0 && info.fps < 31.0, "{info:?}");
@@ -363,10 +363,10 @@ mod tests {
 
     #[test]
     fn samples_udacity_clip_every_7_to_8_metres() {
-        let info = probe(Path::new(UDACITY)).expect("probe");
+        let info = probe(&udacity()).expect("probe");
         let speed = 15.0;
         let track = straight_track(T0, info.duration_ms as f64 / 1000.0 + 1.0, speed);
-        let frames = sample(Path::new(UDACITY), &track, T0, &GateConfig::default(), 90).expect("sample");
+        let frames = sample(&udacity(), &track, T0, &GateConfig::default(), 90).expect("sample");
         // 15 m/s at ~25 fps is 0.6 m per frame: a frame every 12 frames (7.2 m) over 38 frames.
         let step = ((GateConfig::default().spacing_m - 1.0) / (speed / info.fps)).ceil() as usize;
         let expected = (info.frames as usize - 1) / step + 1;
@@ -386,10 +386,10 @@ mod tests {
 
     #[test]
     fn fast_track_uses_the_wider_spacing_and_skips_frames_off_the_track() {
-        let info = probe(Path::new(UDACITY)).expect("probe");
+        let info = probe(&udacity()).expect("probe");
         // The track starts 0.5 s into the video: earlier frames have no position.
         let track = straight_track(T0 + 500, 2.0, 30.0);
-        let frames = sample(Path::new(UDACITY), &track, T0, &GateConfig::default(), 85).expect("sample");
+        let frames = sample(&udacity(), &track, T0, &GateConfig::default(), 85).expect("sample");
         assert!(frames.len() >= 2, "{} frames", frames.len());
         assert!(frames[0].t_ms >= T0 + 500 && frames[0].t_ms < T0 + 500 + (1000.0 / info.fps) as i64 + 1);
         for w in frames.windows(2) {
@@ -404,16 +404,16 @@ mod tests {
     #[test]
     fn parked_vehicle_keeps_one_frame() {
         let track = straight_track(T0, 3.0, 0.0);
-        let frames = sample(Path::new(UDACITY), &track, T0, &GateConfig::default(), 95).expect("sample");
+        let frames = sample(&udacity(), &track, T0, &GateConfig::default(), 95).expect("sample");
         assert_eq!(frames.len(), 1);
     }
 
     #[test]
     fn samples_gopro_max_heromode() {
-        let info = probe(Path::new(GOPRO)).expect("probe");
+        let info = probe(&gopro()).expect("probe");
         assert!(info.width > 0 && info.height > 0 && info.fps > 0.0 && info.duration_ms > 10_000, "{info:?}");
         let track = straight_track(T0, info.duration_ms as f64 / 1000.0 + 1.0, 10.0);
-        let frames = sample(Path::new(GOPRO), &track, T0, &GateConfig::default(), 90).expect("sample");
+        let frames = sample(&gopro(), &track, T0, &GateConfig::default(), 90).expect("sample");
         // 10 m/s over ~10.5 s with a 7 m threshold.
         let expected = info.duration_ms as f64 / 1000.0 * 10.0 / 7.0;
         assert!(
@@ -439,17 +439,17 @@ mod tests {
         assert_eq!(code(sample(&empty, &track, T0, &cfg, 90)), Some("video_open_failed"));
 
         // Index (moov) first, data cut: frames decode until the cut.
-        let bytes = std::fs::read(UDACITY).expect("read clip");
+        let bytes = std::fs::read(udacity()).expect("read clip");
         let cut = temp_file("cut.mp4", &bytes[..bytes.len() / 2]);
         assert_eq!(code(sample(&cut, &track, T0, &cfg, 90)), Some("video_truncated"));
         // Index last (GoPro): the cut loses it.
-        let bytes = std::fs::read(GOPRO).expect("read clip");
+        let bytes = std::fs::read(gopro()).expect("read clip");
         let cut_gopro = temp_file("cut-gopro.mp4", &bytes[..bytes.len() / 2]);
         assert_eq!(probe(&cut_gopro).err().map(|e| e.code()), Some("video_open_failed"));
 
         let missing = Path::new("/nonexistent/roadhex.mp4");
         assert_eq!(code(sample(missing, &track, T0, &cfg, 90)), Some("video_read_failed"));
-        let clip = Path::new(UDACITY);
+        let clip = &udacity();
         assert_eq!(code(sample(clip, &track, T0, &cfg, 80)), Some("jpeg_quality_invalid"));
         assert_eq!(code(sample(clip, &[], T0, &cfg, 90)), Some("track_empty"));
         let mut unsorted = track.clone();

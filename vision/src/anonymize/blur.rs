@@ -52,8 +52,6 @@ mod tests {
     use opencv::core::{self, Scalar};
     use opencv::imgcodecs;
 
-    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
-
     fn laplacian_variance(img: &Mat, r: Rect) -> f64 {
         let mut gray = Mat::default();
         imgproc::cvt_color_def(&img.roi(r).expect("roi"), &mut gray, imgproc::COLOR_BGR2GRAY).expect("gray");
@@ -65,7 +63,7 @@ mod tests {
     }
 
     fn load(rel: &str) -> Mat {
-        let img = imgcodecs::imread(format!("{DATA}/{rel}"), imgcodecs::IMREAD_COLOR).expect("read");
+        let img = imgcodecs::imread(crate::shared_data().join(rel), imgcodecs::IMREAD_COLOR).expect("read");
         assert!(!img.empty(), "{rel} missing");
         img
     }

@@ -134,11 +134,10 @@ pub fn gtsrb(dir: &Path) -> Result<Vec<Labelled>> {
 mod tests {
     use super::*;
 
-    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data");
-
     #[test]
     fn reads_both_layouts() {
-        let data = Path::new(DATA);
+        let data = crate::shared_data();
+        let data = data.as_path();
         let scenes = gtsdb(&data.join("signs_gtsdb")).expect("gtsdb");
         assert_eq!(scenes.len(), 100);
         assert_eq!(scenes.iter().map(|s| s.signs.len()).sum::<usize>(), 137);
