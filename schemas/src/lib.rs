@@ -14,6 +14,7 @@ pub mod rng;
 pub mod signing;
 pub mod state;
 pub mod tables;
+pub mod testdata;
 pub mod wkb;
 
 pub use error::ManifestError;

@@ -198,11 +198,11 @@ mod tests {
     use opencv::imgcodecs;
 
     fn frame(name: &str) -> Mat {
-        imgcodecs::imread_def(crate::shared_data().join(name)).expect("read")
+        imgcodecs::imread_def(roadhex_schemas::testdata::shared_data().join(name)).expect("read")
     }
 
     fn bee_frames() -> Vec<String> {
-        let dir = crate::shared_data().join("dashcam_hivemapper_bee_sf/frames");
+        let dir = roadhex_schemas::testdata::shared_data().join("dashcam_hivemapper_bee_sf/frames");
         let mut v: Vec<String> = std::fs::read_dir(&dir)
             .expect("dir")
             .flatten()

@@ -310,7 +310,7 @@ mod tests {
     use super::*;
 
     fn data(path: &str) -> Vec<u8> {
-        std::fs::read(crate::shared_data().join(path)).unwrap_or_default()
+        std::fs::read(roadhex_schemas::testdata::shared_data().join(path)).unwrap_or_default()
     }
 
     fn utc(s: &str) -> i64 {
@@ -422,7 +422,7 @@ mod tests {
     /// Hivemapper Bee frames are named `<unix_ms>_<lat>_<lon>.jpg` with full-precision values.
     #[test]
     fn hivemapper_frames_agree_with_their_names() {
-        let dir = crate::shared_data().join("dashcam_hivemapper_bee_sf/frames");
+        let dir = roadhex_schemas::testdata::shared_data().join("dashcam_hivemapper_bee_sf/frames");
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .expect("frames")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())

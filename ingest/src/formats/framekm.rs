@@ -224,9 +224,10 @@ mod tests {
 
     /// `n` distinct variants of a real JPEG, 8 m apart at 28.8 km/h.
     fn fixture(n: usize, version: &str) -> (Vec<u8>, Vec<u8>) {
-        let base =
-            std::fs::read(crate::shared_data().join("dashcam_udacity/lanelines_p1/solidWhiteRight.jpg"))
-                .unwrap_or_default();
+        let base = std::fs::read(
+            roadhex_schemas::testdata::shared_data().join("dashcam_udacity/lanelines_p1/solidWhiteRight.jpg"),
+        )
+        .unwrap_or_default();
         let frames: Vec<(Vec<u8>, GnssSample)> = (0..n)
             .map(|i| {
                 // A comment segment after SOI makes each frame's bytes distinct.

@@ -439,7 +439,8 @@ mod tests {
     use chrono::DateTime;
 
     fn data(name: &str) -> Vec<u8> {
-        std::fs::read(crate::shared_data().join("gpmf_gopro").join(name)).unwrap_or_default()
+        std::fs::read(roadhex_schemas::testdata::shared_data().join("gpmf_gopro").join(name))
+            .unwrap_or_default()
     }
 
     fn utc(s: &str) -> i64 {
@@ -569,9 +570,10 @@ mod tests {
             parse_mp4(&data("gpmf-parser/hero5.raw")).expect_err("must be refused").code(),
             "gpmf_not_mp4"
         );
-        let video =
-            std::fs::read(crate::shared_data().join("dashcam_udacity/vehicle_detection/test_video.mp4"))
-                .unwrap_or_default();
+        let video = std::fs::read(
+            roadhex_schemas::testdata::shared_data().join("dashcam_udacity/vehicle_detection/test_video.mp4"),
+        )
+        .unwrap_or_default();
         assert_eq!(parse_mp4(&video).expect_err("must be refused").code(), "gpmf_no_track");
         let mp4 = data("gpmf-parser/max-heromode.mp4");
         // A cut file is caught by its box sizes before the demuxer reads it.

@@ -148,7 +148,8 @@ mod tests {
     use super::*;
 
     fn data(name: &str) -> Vec<u8> {
-        std::fs::read(crate::shared_data().join("gpx_tracks/gpxpy").join(name)).unwrap_or_default()
+        std::fs::read(roadhex_schemas::testdata::shared_data().join("gpx_tracks/gpxpy").join(name))
+            .unwrap_or_default()
     }
 
     #[test]

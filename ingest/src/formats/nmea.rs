@@ -560,7 +560,7 @@ mod tests {
     use chrono::DateTime;
 
     fn dir() -> std::path::PathBuf {
-        crate::shared_data().join("nmea_gpsd")
+        roadhex_schemas::testdata::shared_data().join("nmea_gpsd")
     }
 
     /// Appends a valid checksum to a sentence body given without `$`.

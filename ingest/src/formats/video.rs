@@ -289,10 +289,10 @@ mod tests {
     use roadhex_schemas::geo::destination;
 
     fn udacity() -> std::path::PathBuf {
-        crate::shared_data().join("dashcam_udacity/vehicle_detection/test_video.mp4")
+        roadhex_schemas::testdata::shared_data().join("dashcam_udacity/vehicle_detection/test_video.mp4")
     }
     fn gopro() -> std::path::PathBuf {
-        crate::shared_data().join("gpmf_gopro/gpmf-parser/max-heromode.mp4")
+        roadhex_schemas::testdata::shared_data().join("gpmf_gopro/gpmf-parser/max-heromode.mp4")
     }
     const T0: i64 = 1_700_000_000_000;
 

@@ -63,7 +63,9 @@ mod tests {
     }
 
     fn load(rel: &str) -> Mat {
-        let img = imgcodecs::imread(crate::shared_data().join(rel), imgcodecs::IMREAD_COLOR).expect("read");
+        let img =
+            imgcodecs::imread(roadhex_schemas::testdata::shared_data().join(rel), imgcodecs::IMREAD_COLOR)
+                .expect("read");
         assert!(!img.empty(), "{rel} missing");
         img
     }

@@ -118,7 +118,7 @@ mod tests {
     fn two_threads_detect_the_same() {
         let ens = Ensemble::from_config(&Models::from_env(), &EnsembleConfig::default())
             .expect("run deploy/models.sh first");
-        let path = crate::shared_data().join("plates_openalpr/us/car14.jpg");
+        let path = roadhex_schemas::testdata::shared_data().join("plates_openalpr/us/car14.jpg");
         let img = imgcodecs::imread(&path, imgcodecs::IMREAD_COLOR).expect("read");
         let alone = ens.detect(&img).expect("detect");
         let (a, b) = std::thread::scope(|s| {

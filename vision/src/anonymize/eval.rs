@@ -230,7 +230,8 @@ mod tests {
     #[test]
     fn plate_recall_on_openalpr() {
         let ens = Ensemble::new(vec![Box::new(TextRowPlates::new(TextRowConfig::default()))]);
-        let report = eval(&crate::shared_data().join("plates_openalpr"), &ens).expect("eval");
+        let report =
+            eval(&roadhex_schemas::testdata::shared_data().join("plates_openalpr"), &ens).expect("eval");
         eprintln!("{}", serde_json::to_string(&report).expect("json"));
         let (mut found, mut n) = (0.0, 0);
         for set in ["eu", "us", "br"] {
@@ -249,7 +250,8 @@ mod tests {
     fn face_recall_on_dlib_voc() {
         let face = CenterFace::new(&Models::from_env(), 0.3).expect("run deploy/models.sh first");
         let ens = Ensemble::new(vec![Box::new(face)]);
-        let report = eval(&crate::shared_data().join("faces_dlib_voc"), &ens).expect("eval");
+        let report =
+            eval(&roadhex_schemas::testdata::shared_data().join("faces_dlib_voc"), &ens).expect("eval");
         let r = &report.sets["faces_dlib_voc"];
         assert_eq!(r.n, 18);
         assert!(r.recall >= 0.97, "face recall {}", r.recall);

@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn reads_both_layouts() {
-        let data = crate::shared_data();
+        let data = roadhex_schemas::testdata::shared_data();
         let data = data.as_path();
         let scenes = gtsdb(&data.join("signs_gtsdb")).expect("gtsdb");
         assert_eq!(scenes.len(), 100);
