@@ -41,7 +41,7 @@ pub(crate) struct TrainSignsArgs {
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
     /// Model version recorded with every detection.
-    #[arg(long, default_value = "2")]
+    #[arg(long, default_value = "3")]
     version: String,
 }
 

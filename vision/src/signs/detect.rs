@@ -19,7 +19,8 @@ const EMBEDDED: &[u8] = include_bytes!("../../models/signs.bin");
 pub const SCORE_FLOOR: f32 = 0.5;
 /// Boxes overlapping more than this are one sign.
 const NMS_IOU: f32 = 0.3;
-/// The extra views of a kept box the classifier averages over (within the training jitter).
+/// The extra views of a box the verifier and the classifier average over (within the training
+/// jitter).
 const VIEWS: [Jitter; 4] = [
     Jitter { scale: 0.92, dx: 0.0, dy: 0.0, angle_deg: 0.0 },
     Jitter { scale: 1.08, dx: 0.0, dy: 0.0, angle_deg: 0.0 },
@@ -133,11 +134,22 @@ impl SignModel {
         kept.map(|(rect, score)| self.classify(bgr, rect, score)).collect()
     }
 
-    /// Proposals with their verifier score, above [`SCORE_FLOOR`], after suppression.
+    /// Proposals with their verifier score (averaged over the views), above [`SCORE_FLOOR`], after
+    /// suppression.
     fn verified(&self, bgr: &Mat) -> Result<Vec<(Rect, f32)>> {
         let mut scored = Vec::new();
         for rect in propose(bgr)? {
-            let score = self.verifier.predict(&describe_class(bgr, rect, None)?)[1];
+            let first = self.verifier.predict(&describe_class(bgr, rect, None)?)[1];
+            if first < SCORE_FLOOR {
+                continue;
+            }
+            // Few boxes get this far: score them over the classifier's views too, so that a box
+            // only one view of which looks like a sign (a fragment, a lamp, foliage) loses weight.
+            let mut sum = first;
+            for j in VIEWS {
+                sum += self.verifier.predict(&describe_class(bgr, rect, Some(j))?)[1];
+            }
+            let score = sum / (VIEWS.len() + 1) as f32;
             if score >= SCORE_FLOOR {
                 scored.push((rect, score));
             }

@@ -1,8 +1,9 @@
 //! Candidate boxes from colour and brightness. German signs are framed or filled in red, blue or
 //! yellow: each colour's mask is closed, split into connected components, and components of a
 //! sign's size and shape become boxes. At dusk, against the light or in a washed-out frame the paint
-//! has next to no colour left, but a sign's white field is still brighter than what is around it:
-//! regions standing out of the local brightness (at several levels, like MSER) are offered too.
+//! has next to no colour left, but a sign's white field is still brighter than what is around it, and
+//! a plate against a bright sky is darker: regions standing out of the local brightness, either way
+//! and at several levels (like MSER), are offered too.
 //! Cheap and high-recall; the verifier network removes the rest.
 
 use crate::anonymize::geometry::iou;
@@ -16,8 +17,9 @@ enum Colour {
     Red,
     Blue,
     Yellow,
-    /// Brighter than the neighbourhood: a sign's white (or yellow) field.
-    Bright,
+    /// Brighter than the neighbourhood (a sign's white or yellow field), or darker (a plate against
+    /// a bright sky or wall).
+    Field,
 }
 
 /// Chromaticity margins, in percent of r+g+b, at which each colour's mask is cut. Several levels
@@ -28,8 +30,15 @@ const BLUE_LEVELS: [i32; 3] = [6, 11, 18];
 const YELLOW_LEVELS: [i32; 2] = [15, 25];
 /// Levels, in local standard deviations above the local mean, at which bright regions are cut.
 const BRIGHT_LEVELS: [f32; 5] = [0.4, 0.8, 1.2, 1.6, 2.0];
-/// Scale of the neighbourhood for the bright regions, in pixels of the frame (Gaussian sigma).
+/// Levels, in local standard deviations below the local mean, at which dark regions are cut.
+const DARK_LEVELS: [f32; 2] = [0.8, 1.6];
+/// Scale of the neighbourhood for the bright and dark regions, in pixels of the frame (Gaussian sigma).
 const BRIGHT_SIGMA: f64 = 20.0;
+/// Boxes whose longer side is shorter than this are not offered. A sign that small is a dozen
+/// pixels of plate: too few to read its class (GTSRB's smallest crops are 15 px with their margin),
+/// and a driver passing it sees it again, larger, a few frames later. Cross-validated on the dev
+/// scenes, about half of the false positives at the operating point were boxes below this.
+pub const MIN_SIDE: i32 = 16;
 /// A field is a sign's inner part: its plate is 1.1 to 1.4 times its size (a ring, a triangle).
 const FIELD_GROWTH: [f64; 2] = [1.1, 1.4];
 
@@ -80,15 +89,47 @@ pub fn propose(bgr: &Mat) -> Result<Vec<Rect>> {
         for (m, v) in mask.iter_mut().zip(&z) {
             *m = if *v > cut { 255 } else { 0 };
         }
-        components(&mask, w, h, Colour::Bright, max_side, &mut boxes)?;
+        components(&mask, w, h, Colour::Field, max_side, &mut boxes)?;
+        // A plate's field often joins the field of the plate below it through the white pole:
+        // the mask without thin vertical strokes separates them.
+        components(&without_poles(&mask, w, h)?, w, h, Colour::Field, max_side, &mut boxes)?;
+    }
+    for cut in DARK_LEVELS {
+        for (m, v) in mask.iter_mut().zip(&z) {
+            *m = if *v < -cut { 255 } else { 0 };
+        }
+        components(&mask, w, h, Colour::Field, max_side, &mut boxes)?;
     }
     // Near-identical boxes from different masks or levels are one candidate.
     let mut out: Vec<Rect> = Vec::with_capacity(boxes.len());
-    for b in boxes {
+    for b in boxes.into_iter().filter(|b| b.width.max(b.height) >= MIN_SIDE) {
         if out.iter().all(|o| iou(*o, b) < 0.85) {
             out.push(b);
         }
     }
+    Ok(out)
+}
+
+/// `mask` opened with a 5×1 kernel: vertical strokes under 5 px wide go.
+fn without_poles(mask: &[u8], w: i32, h: i32) -> Result<Vec<u8>> {
+    let m = Mat::new_rows_cols_with_data(h, w, mask)?;
+    Ok(morphology(&m, imgproc::MORPH_OPEN, Size::new(5, 1))?.data_bytes()?.to_vec())
+}
+
+/// `op` (open, close) of a binary mask with a rectangular kernel of `size`.
+fn morphology(m: &impl opencv::core::ToInputArray, op: i32, size: Size) -> Result<Mat> {
+    let kernel = imgproc::get_structuring_element(imgproc::MORPH_RECT, size, Point::new(-1, -1))?;
+    let mut out = Mat::default();
+    imgproc::morphology_ex(
+        m,
+        &mut out,
+        op,
+        &kernel,
+        Point::new(-1, -1),
+        1,
+        BORDER_CONSTANT,
+        imgproc::morphology_default_border_value()?,
+    )?;
     Ok(out)
 }
 
@@ -127,18 +168,7 @@ fn local_contrast(bgr: &Mat) -> Result<Vec<f32>> {
 
 fn components(mask: &[u8], w: i32, h: i32, colour: Colour, max_side: i32, out: &mut Vec<Rect>) -> Result<()> {
     let m = Mat::new_rows_cols_with_data(h, w, mask)?;
-    let kernel = imgproc::get_structuring_element(imgproc::MORPH_RECT, Size::new(3, 3), Point::new(-1, -1))?;
-    let mut closed = Mat::default();
-    imgproc::morphology_ex(
-        &m,
-        &mut closed,
-        imgproc::MORPH_CLOSE,
-        &kernel,
-        Point::new(-1, -1),
-        1,
-        BORDER_CONSTANT,
-        imgproc::morphology_default_border_value()?,
-    )?;
+    let closed = morphology(&m, imgproc::MORPH_CLOSE, Size::new(3, 3))?;
     let (mut labels, mut stats, mut centroids) = (Mat::default(), Mat::default(), Mat::default());
     let count = imgproc::connected_components_with_stats(
         &closed,
@@ -159,18 +189,24 @@ fn components(mask: &[u8], w: i32, h: i32, colour: Colour, max_side: i32, out: &
         );
         let aspect = f64::from(bw) / f64::from(bh);
         let fill = f64::from(area) / f64::from(bw * bh);
-        if colour == Colour::Bright {
-            // A field is compact and solid; thin or ragged bright regions are sky and walls.
-            if bw >= 7
-                && bh >= 7
-                && bw <= max_side
-                && bh <= max_side
-                && (0.5..=2.0).contains(&aspect)
-                && (0.3..=0.95).contains(&fill)
-            {
+        if colour == Colour::Field {
+            // A field is compact and solid; thin or ragged regions are sky, walls and shadows.
+            if bw < 7 || bh < 7 || bw > max_side || bh > max_side || !(0.3..=0.95).contains(&fill) {
+                continue;
+            }
+            let fields = if (0.5..=2.0).contains(&aspect) {
+                [Some(Rect::new(x, y, bw, bh)), None]
+            } else if (0.3..0.5).contains(&aspect) {
+                // Two plates on one post whose fields touch (a sign above another, or above its
+                // white supplementary plate): the squares at either end.
+                [Some(Rect::new(x, y, bw, bw)), Some(Rect::new(x, y + bh - bw, bw, bw))]
+            } else {
+                continue;
+            };
+            for f in fields.into_iter().flatten() {
                 for g in FIELD_GROWTH {
-                    let (gx, gy) = (grow(bw, g), grow(bh, g));
-                    out.push(Rect::new(x - gx, y - gy, bw + 2 * gx, bh + 2 * gy));
+                    let (gx, gy) = (grow(f.width, g), grow(f.height, g));
+                    out.push(Rect::new(f.x - gx, f.y - gy, f.width + 2 * gx, f.height + 2 * gy));
                 }
             }
             continue;
@@ -233,6 +269,45 @@ mod tests {
         imgproc::circle(&mut img, centre, radius * 3 / 4, Scalar::all(62.0), -1, imgproc::LINE_AA, 0)
             .expect("field");
         img
+    }
+
+    /// A colourless, slightly noisy frame of grey level `level`.
+    fn plain(level: u8) -> Mat {
+        let mut img = Mat::new_rows_cols_with_default(400, 600, CV_8UC3, Scalar::all(0.0)).expect("mat");
+        let mut rng = SplitMix64(5);
+        for v in img.data_bytes_mut().expect("bytes") {
+            *v = level + u8::try_from(rng.below(8)).unwrap_or(0);
+        }
+        img
+    }
+
+    fn best_iou(img: &Mat, truth: Rect) -> f32 {
+        propose(img).expect("propose").iter().map(|b| iou(*b, truth)).fold(0.0f32, f32::max)
+    }
+
+    #[test]
+    fn plates_joined_by_a_white_pole_are_proposed_apart() {
+        let mut img = plain(60);
+        let white = Scalar::all(230.0);
+        // Two pale discs, 30 px, 80 px apart on one pole: one component far taller than wide.
+        imgproc::rectangle(&mut img, Rect::new(298, 100, 4, 140), white, -1, imgproc::LINE_8, 0)
+            .expect("pole");
+        for cy in [100, 240] {
+            imgproc::circle(&mut img, Point::new(300, cy), 15, white, -1, imgproc::LINE_AA, 0).expect("disc");
+        }
+        for y in [85, 225] {
+            let truth = Rect::new(285, y, 31, 31);
+            assert!(best_iou(&img, truth) >= 0.5, "{truth:?}");
+        }
+    }
+
+    #[test]
+    fn a_dark_plate_against_a_bright_sky_is_proposed() {
+        let mut img = plain(200);
+        imgproc::circle(&mut img, Point::new(300, 200), 20, Scalar::all(70.0), -1, imgproc::LINE_AA, 0)
+            .expect("plate");
+        let best = best_iou(&img, Rect::new(280, 180, 41, 41));
+        assert!(best >= 0.5, "best IoU {best}");
     }
 
     #[test]

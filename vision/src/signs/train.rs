@@ -61,7 +61,7 @@ impl Default for TrainOptions {
             threshold: 0.5,
             min_class_prob: 0.3,
             negatives_per_scene: 1000,
-            version: "2".into(),
+            version: "3".into(),
         }
     }
 }
@@ -148,10 +148,19 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
     for it in items.iter().filter(|i| i.scene) {
         let mut negatives = Vec::new();
         for rect in propose(&it.img)? {
-            let best = it.signs.iter().map(|(t, _)| iou(*t, rect)).fold(0.0f32, f32::max);
+            let (best, class) = it
+                .signs
+                .iter()
+                .map(|(t, c)| (iou(*t, rect), *c))
+                .fold((0.0f32, 0), |a, b| if b.0 > a.0 { b } else { a });
             // Boxes that half-cover a sign teach nothing either way.
             if best >= 0.5 {
-                vx.push(describe_class(&it.img, rect, None)?);
+                // Both networks learn from the boxes the proposals really draw around a sign
+                // (a grown field, a ring's square), not only from the annotated box jittered.
+                let d = describe_class(&it.img, rect, None)?;
+                cx.push(d.clone());
+                cy.push(class);
+                vx.push(d);
                 vy.push(1);
             } else if best < 0.3 {
                 negatives.push(rect);
