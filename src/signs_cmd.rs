@@ -33,7 +33,7 @@ pub(crate) struct TrainSignsArgs {
     #[arg(long, default_value_t = 3)]
     members: usize,
     /// Synthetic plates per drawable class added to the classifier's training samples (0: none).
-    #[arg(long, default_value_t = 150)]
+    #[arg(long, default_value_t = 300)]
     synthetic: usize,
     #[arg(long, default_value_t = 20_261_202)]
     seed: u64,
@@ -41,7 +41,7 @@ pub(crate) struct TrainSignsArgs {
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
     /// Model version recorded with every detection.
-    #[arg(long, default_value = "3")]
+    #[arg(long, default_value = "4")]
     version: String,
 }
 

@@ -52,7 +52,7 @@ impl Default for TrainOptions {
         Self {
             folds: 5,
             per_class: 240,
-            synthetic: 150,
+            synthetic: 300,
             epochs: 8,
             members: 3,
             hidden: 256,
@@ -61,7 +61,7 @@ impl Default for TrainOptions {
             threshold: 0.5,
             min_class_prob: 0.3,
             negatives_per_scene: 1000,
-            version: "3".into(),
+            version: "4".into(),
         }
     }
 }
