@@ -123,56 +123,61 @@ impl SignModel {
     /// Signs in a BGR frame at the model's threshold.
     pub fn detect(&self, bgr: &Mat) -> Result<Vec<SignDetection>> {
         let t = self.header.threshold;
-        let kept = self.verified(bgr)?.into_iter().filter(|(_, score)| *score >= t);
-        kept.map(|(rect, score)| self.classify(bgr, rect, score)).collect()
+        let kept = self.verified(bgr)?.into_iter().filter(|v| v.score >= t);
+        Ok(kept.map(|v| self.classify(v)).collect())
     }
 
     /// Every candidate above [`SCORE_FLOOR`] after suppression, classified: evaluation sweeps the
     /// threshold over these.
     pub fn candidates(&self, bgr: &Mat) -> Result<Vec<SignDetection>> {
-        let kept = self.verified(bgr)?.into_iter();
-        kept.map(|(rect, score)| self.classify(bgr, rect, score)).collect()
+        Ok(self.verified(bgr)?.into_iter().map(|v| self.classify(v)).collect())
     }
 
     /// Proposals with their verifier score (averaged over the views), above [`SCORE_FLOOR`], after
     /// suppression.
-    fn verified(&self, bgr: &Mat) -> Result<Vec<(Rect, f32)>> {
+    fn verified(&self, bgr: &Mat) -> Result<Vec<Verified>> {
         let mut scored = Vec::new();
         for rect in propose(bgr)? {
-            let first = self.verifier.predict(&describe_class(bgr, rect, None)?)[1];
-            if first < SCORE_FLOOR {
+            let first = describe_class(bgr, rect, None)?;
+            if self.verifier.predict(&first)[1] < SCORE_FLOOR {
                 continue;
             }
             // Few boxes get this far: score them over the classifier's views too, so that a box
             // only one view of which looks like a sign (a fragment, a lamp, foliage) loses weight.
-            let mut sum = first;
+            let mut views = vec![first];
             for j in VIEWS {
-                sum += self.verifier.predict(&describe_class(bgr, rect, Some(j))?)[1];
+                views.push(describe_class(bgr, rect, Some(j))?);
             }
-            let score = sum / (VIEWS.len() + 1) as f32;
+            let score = views.iter().map(|d| self.verifier.predict(d)[1]).sum::<f32>() / views.len() as f32;
             if score >= SCORE_FLOOR {
-                scored.push((rect, score));
+                scored.push(Verified { rect, score, views });
             }
         }
-        Ok(nms(scored, |(r, s)| (*s, *r), NMS_IOU))
+        Ok(nms(scored, |v| (v.score, v.rect), NMS_IOU))
     }
 
-    /// The class of a kept box: the classifier's probabilities averaged over the box as proposed
-    /// and a few shifted and rescaled copies of it (proposals are off by a few pixels, and the
-    /// digits of a speed limit are only a dozen pixels tall).
-    fn classify(&self, bgr: &Mat, rect: Rect, score: f32) -> Result<SignDetection> {
-        let mut p = self.classifier.predict(&describe_class(bgr, rect, None)?);
-        for j in VIEWS {
-            let q = self.classifier.predict(&describe_class(bgr, rect, Some(j))?);
-            p.iter_mut().zip(q).for_each(|(a, b)| *a += b);
+    /// The class of a kept box: the classifier's probabilities averaged over the views the
+    /// verifier scored, the box as proposed and a few shifted and rescaled copies of it (proposals
+    /// are off by a few pixels, and the digits of a speed limit are only a dozen pixels tall).
+    fn classify(&self, v: Verified) -> SignDetection {
+        let mut p = vec![0.0f32; self.classifier.outputs()];
+        for d in &v.views {
+            p.iter_mut().zip(self.classifier.predict(d)).for_each(|(a, b)| *a += b);
         }
-        let views = (VIEWS.len() + 1) as f32;
-        p.iter_mut().for_each(|v| *v /= views);
+        let views = v.views.len() as f32;
+        p.iter_mut().for_each(|x| *x /= views);
         let (best, prob) =
-            p.iter().enumerate().fold((0, 0.0f32), |a, (i, v)| if *v > a.1 { (i, *v) } else { a });
+            p.iter().enumerate().fold((0, 0.0f32), |a, (i, x)| if *x > a.1 { (i, *x) } else { a });
         let class = if prob >= self.header.min_class_prob { classes::name(best) } else { OTHER_SIGN };
-        Ok(SignDetection { rect, score, class, class_prob: prob })
+        SignDetection { rect: v.rect, score: v.score, class, class_prob: prob }
     }
+}
+
+/// A box the verifier kept, with the descriptors of its views (the classifier reuses them).
+struct Verified {
+    rect: Rect,
+    score: f32,
+    views: Vec<Vec<f32>>,
 }
 
 #[cfg(test)]
