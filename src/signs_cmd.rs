@@ -35,13 +35,16 @@ pub(crate) struct TrainSignsArgs {
     /// Synthetic plates per drawable class added to the classifier's training samples (0: none).
     #[arg(long, default_value_t = 300)]
     synthetic: usize,
+    /// Drawn plates per kind of sign outside the 43 classes added to the verifier's negatives (0: none).
+    #[arg(long, default_value_t = 500)]
+    others: usize,
     #[arg(long, default_value_t = 20_261_202)]
     seed: u64,
     /// Verifier threshold when there are no folds.
     #[arg(long, default_value_t = 0.5)]
     threshold: f32,
     /// Model version recorded with every detection.
-    #[arg(long, default_value = "4")]
+    #[arg(long, default_value = "5")]
     version: String,
 }
 
@@ -86,6 +89,7 @@ pub(crate) async fn train_signs(a: TrainSignsArgs) -> anyhow::Result<ExitCode> {
         epochs: a.epochs,
         members: a.members,
         synthetic: a.synthetic,
+        others: a.others,
         seed: a.seed,
         threshold: a.threshold,
         version: a.version,

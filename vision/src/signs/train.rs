@@ -1,8 +1,9 @@
 //! Training the sign model from GTSRB crops and GTSDB scenes.
 //!
-//! The classifier learns the 43 classes from jittered copies of every annotated sign, balanced per
-//! class. The verifier learns sign-or-not from the same positives against the proposals that miss
-//! every annotated sign in the training scenes (the negatives it will meet in use). Cross-validation
+//! The classifier learns the 43 classes from jittered copies of every annotated sign and from drawn
+//! plates of every class, balanced per class. The verifier learns sign-or-not from the real
+//! positives against the proposals that miss every annotated sign in the training scenes (the
+//! negatives it will meet in use) and drawn plates of common signs outside the 43 classes. Cross-validation
 //! over the scenes picks the operating threshold from out-of-fold scores; the final model is then
 //! trained on everything.
 
@@ -30,6 +31,9 @@ pub struct TrainOptions {
     pub per_class: usize,
     /// Synthetic plates per drawn class (`synth::DRAWN`) added to the classifier's samples.
     pub synthetic: usize,
+    /// Drawn plates per kind of sign outside the 43 classes (`synth::draw_other`) added to the
+    /// verifier's negatives.
+    pub others: usize,
     /// Epochs of each network.
     pub epochs: usize,
     /// Networks per committee (verifier and classifier each).
@@ -53,6 +57,7 @@ impl Default for TrainOptions {
             folds: 5,
             per_class: 240,
             synthetic: 300,
+            others: 500,
             epochs: 8,
             members: 3,
             hidden: 256,
@@ -61,7 +66,7 @@ impl Default for TrainOptions {
             threshold: 0.5,
             min_class_prob: 0.3,
             negatives_per_scene: 1000,
-            version: "4".into(),
+            version: "5".into(),
         }
     }
 }
@@ -142,7 +147,10 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
     // The verifier learns from real plates only: drawn ones would teach it what paint looks like.
     let mut vx = cx.clone();
     let mut vy = vec![1usize; vx.len()];
-    let (sx, sy) = synthetic_samples(items, opts.synthetic, &mut rng)?;
+    let draw_class = |img: &mut Mat, rect: Rect, class: usize, rng: &mut SplitMix64| {
+        synth::draw(img, rect, class, rng).map(|_| ())
+    };
+    let (sx, sy) = drawn_samples(items, opts.synthetic, synth::DRAWN, draw_class, &mut rng)?;
     cx.extend(sx);
     cy.extend(sy);
     for it in items.iter().filter(|i| i.scene) {
@@ -174,6 +182,10 @@ fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignMo
             vy.push(0);
         }
     }
+    // Drawn plates of signs outside the 43 classes are negatives for the verifier.
+    let (ox, _) = drawn_samples(items, opts.others, 0..synth::OTHERS, synth::draw_other, &mut rng)?;
+    vy.extend(std::iter::repeat_n(0, ox.len()));
+    vx.extend(ox);
     let cfg = TrainConfig { epochs: opts.epochs, seed: opts.seed, ..TrainConfig::default() };
     // The two networks are independent: train them side by side.
     let (verifier, classifier) = std::thread::scope(|s| {
@@ -230,11 +242,14 @@ fn jitter(rng: &mut SplitMix64) -> Jitter {
     }
 }
 
-/// `per_class` drawn plates of every class `synth` can draw, each on a random patch of a training
-/// scene, seen a little obliquely (narrower than tall), softened like a photographed plate.
-fn synthetic_samples(
+/// `per_kind` drawn plates of every kind in `kinds`, each on a random patch of a training scene,
+/// seen a little obliquely (narrower than tall), softened like a photographed plate; labelled
+/// with their kind.
+fn drawn_samples(
     items: &[&Loaded],
-    per_class: usize,
+    per_kind: usize,
+    kinds: impl IntoIterator<Item = usize>,
+    draw: impl Fn(&mut Mat, Rect, usize, &mut SplitMix64) -> Result<()>,
     rng: &mut SplitMix64,
 ) -> Result<(Vec<Vec<f32>>, Vec<usize>)> {
     let scenes: Vec<&Loaded> = items.iter().filter(|i| i.scene).copied().collect();
@@ -242,11 +257,11 @@ fn synthetic_samples(
     if scenes.is_empty() {
         return Ok((x, y));
     }
-    for &class in &synth::DRAWN {
+    for kind in kinds {
         let mut made = 0;
         // Bounded: a scene too small for the plate is skipped, not retried forever.
-        for _ in 0..per_class * 4 {
-            if made == per_class {
+        for _ in 0..per_kind * 4 {
+            if made == per_kind {
                 break;
             }
             let scene = &scenes[rng.below(scenes.len() as u64) as usize].img;
@@ -260,12 +275,12 @@ fn synthetic_samples(
             let y0 = i32::try_from(rng.below(u64::try_from(scene.rows() - bh).unwrap_or(1))).unwrap_or(0);
             let mut bg = Mat::roi(scene, Rect::new(x0, y0, bw, bh))?.try_clone()?;
             let rect = Rect::new(side, side, w, side);
-            synth::draw(&mut bg, rect, class, rng)?;
+            draw(&mut bg, rect, kind, rng)?;
             let sigma = 0.6 + 1.2 * rng.unit();
             let mut soft = Mat::default();
             imgproc::gaussian_blur_def(&bg, &mut soft, Size::new(0, 0), sigma)?;
             x.push(varied(&soft, rect, rng)?);
-            y.push(class);
+            y.push(kind);
             made += 1;
         }
     }
