@@ -1,10 +1,11 @@
-//! Synthetic sign plates for training the classifier. The dev sample has three GTSRB crops per
-//! class, too few to tell speed limits apart by one digit. Plates made of geometry and digits
-//! (speed limits, give way, stop, priority road, the blue mandatory arrows, …) are drawn here with
-//! OpenCV onto real scene backgrounds, with varied paint, stroke weights and aspect. The warning
-//! triangles' pictograms (a pedestrian, a deer, a snowflake, …) are drawn as simple silhouettes:
-//! rough, but they teach the classifier that a triangle's class lies in its pictogram, where three
-//! real crops per class cannot.
+//! Synthetic sign plates for training: every class for the classifier, and common plates outside
+//! the 43 classes as the verifier's negatives ([`draw_other`]). The dev sample has three GTSRB
+//! crops per class, too few to tell speed limits apart by one digit. Plates made of geometry and
+//! digits (speed limits, give way, stop, priority road, the blue mandatory arrows, …) are drawn
+//! here with OpenCV onto real scene backgrounds, with varied paint, stroke weights and aspect. The
+//! warning triangles' pictograms (a pedestrian, a deer, a snowflake, …) are drawn as simple
+//! silhouettes: rough, but they teach the classifier that a triangle's class lies in its
+//! pictogram, where three real crops per class cannot.
 
 use crate::error::Result;
 use opencv::core::{Mat, Point, Rect, Scalar, Size, Vector};
@@ -172,16 +173,8 @@ impl Paint {
     }
 }
 
-/// GTSRB ids of the classes [`draw`] renders.
-pub const DRAWN: [usize; 43] = {
-    let mut all = [0; 43];
-    let mut i = 0;
-    while i < 43 {
-        all[i] = i;
-        i += 1;
-    }
-    all
-};
+/// GTSRB ids of the classes [`draw`] renders: all of them.
+pub const DRAWN: std::ops::Range<usize> = 0..super::classes::NAMES.len();
 
 const SPEEDS: [(usize, &str); 8] =
     [(0, "20"), (1, "30"), (2, "50"), (3, "60"), (4, "70"), (5, "80"), (7, "100"), (8, "120")];

@@ -3,9 +3,9 @@
 //! The classifier learns the 43 classes from jittered copies of every annotated sign and from drawn
 //! plates of every class, balanced per class. The verifier learns sign-or-not from the real
 //! positives against the proposals that miss every annotated sign in the training scenes (the
-//! negatives it will meet in use) and drawn plates of common signs outside the 43 classes. Cross-validation
-//! over the scenes picks the operating threshold from out-of-fold scores; the final model is then
-//! trained on everything.
+//! negatives it will meet in use) and drawn plates of common signs outside the 43 classes.
+//! Cross-validation over the scenes picks the operating threshold from out-of-fold scores; the
+//! final model is then trained on everything.
 
 use super::classes::NAMES;
 use super::dataset::Labelled;
@@ -144,7 +144,8 @@ pub fn train(
 fn fit(items: &[&Loaded], opts: &TrainOptions, threshold: f32) -> Result<(SignModel, usize, usize)> {
     let mut rng = SplitMix64(opts.seed);
     let (mut cx, mut cy) = classifier_samples(items, opts.per_class, &mut rng)?;
-    // The verifier learns from real plates only: drawn ones would teach it what paint looks like.
+    // The verifier's positives are real plates only: drawn ones would teach it what paint looks
+    // like. (Its drawn negatives, below, are plates outside the 43 classes.)
     let mut vx = cx.clone();
     let mut vy = vec![1usize; vx.len()];
     let draw_class = |img: &mut Mat, rect: Rect, class: usize, rng: &mut SplitMix64| {
