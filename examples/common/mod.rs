@@ -4,4 +4,5 @@
 #![allow(dead_code)] // each program uses a part of it
 
 pub(crate) mod fleet;
+pub(crate) mod ports;
 pub(crate) mod procs;

@@ -42,7 +42,7 @@ impl Drop for Killed {
 }
 
 pub(crate) fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(super::ports::free_port())
 }
 
 fn wait_port(port: u16, what: &str) -> Result<()> {

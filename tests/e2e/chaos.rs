@@ -3,7 +3,7 @@
 //! The run itself is `examples/chaos/run.rs`, shared with `make chaos`.
 
 #[path = "../../examples/common/mod.rs"]
-mod common;
+pub(crate) mod common;
 #[path = "../../examples/chaos/run.rs"]
 mod run;
 

@@ -24,26 +24,7 @@ pub(crate) fn udacity_frames() -> PathBuf {
     shared_data().join("dashcam_udacity/lanelines_p1")
 }
 
-/// A loopback port for a helper process that must be told its port (Ballista, nats-server,
-/// s3s-fs). Taken below the kernel's ephemeral range (32768–60999 on Linux): a port picked with
-/// bind(0) and then released can be handed to another test's bind(0) before the helper binds it,
-/// which once failed CI with "Address already in use". Each call in this process gets a new port.
-pub(crate) fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    const LOW: u16 = 20_000;
-    const SPAN: u16 = 12_000;
-    // Spread concurrent test processes apart; within one process, a counter keeps ports distinct.
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = (std::process::id() % u32::from(SPAN)) as u16;
-    for _ in 0..SPAN {
-        let step = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = LOW + (base.wrapping_add(step.wrapping_mul(7))) % SPAN;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free loopback port in {LOW}..{}", LOW + SPAN)
-}
+pub(crate) use crate::chaos::common::ports::free_port;
 
 pub(crate) fn roadhex(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_roadhex")).args(args).output().expect("run roadhex")

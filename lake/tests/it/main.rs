@@ -3,3 +3,6 @@
 #[cfg(feature = "nats")]
 mod nats;
 mod s3;
+// The one rule for helper ports, shared with the root crate's examples and e2e tests.
+#[path = "../../../examples/common/ports.rs"]
+mod ports;

@@ -20,7 +20,7 @@ impl Drop for NatsServer {
 
 fn start() -> NatsServer {
     let dir = tempfile::tempdir().expect("tmp");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = crate::ports::free_port();
     let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
         .into_iter()
         .find(|p| std::path::Path::new(p).is_file())

@@ -37,7 +37,7 @@ fn s3s_fs() -> std::path::PathBuf {
 fn start() -> S3Server {
     let dir = tempfile::tempdir().expect("tmp");
     std::fs::create_dir_all(dir.path().join("lake")).expect("bucket dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = crate::ports::free_port();
     let child = Command::new(s3s_fs())
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--access-key", "testing"])
         .args(["--secret-key", "testing"])
